@@ -1,0 +1,1 @@
+"""Pipeline steps that apply the linking rules of Login with Amazon."""

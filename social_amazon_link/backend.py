@@ -1,0 +1,194 @@
+"""The Amazon backend: social-core's ``AmazonOAuth2``, kept compatible, made safe.
+
+A drop-in for ``social_core.backends.amazon.AmazonOAuth2``: same ``name``
+(existing ``provider="amazon"`` rows keep working), same settings and the same
+``EXTRA_DATA``. It adds regions and URL overrides, sends the token in the
+``Authorization`` header, shares one kept-alive HTTP client per Amazon host,
+validates ``user_id``, and checks with tokeninfo that a token a client sent us
+(``do_auth(access_token)``) was issued to this app before trusting its profile.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, cast
+
+from social_core.backends.oauth import BaseOAuth2
+from social_core.exceptions import AuthConfigurationError, ErrorStage
+from social_core.utils import constant_time_compare
+
+from .errors import (
+    AccessDenied,
+    AmazonUnavailable,
+    ClientMisconfigured,
+)
+from .lwa import REGIONS, LWAClient, Region, client_for
+
+__all__ = ["AmazonOAuth2"]
+
+
+class AmazonOAuth2(BaseOAuth2[Any]):
+    """Login with Amazon (OAuth 2 authorization code and client tokens)."""
+
+    name = "amazon"
+    title = "Amazon"
+    icon = "amazon.svg"
+    ID_KEY = "user_id"
+    REQUIRES_USER_ID = True
+    AUTHORIZATION_URL = REGIONS["NA"].authorization_url
+    ACCESS_TOKEN_URL = REGIONS["NA"].api_url + "/auth/o2/token"
+    ACCESS_TOKEN_METHOD = "POST"
+    DEFAULT_SCOPE = ["profile"]
+    REDIRECT_STATE = False
+    EXTRA_DATA = [
+        ("refresh_token", "refresh_token", True),
+        ("user_id", "user_id"),
+        ("postal_code", "postal_code"),
+    ]
+
+    # The access token this backend obtained itself by exchanging an
+    # authorization code with our client secret in this request: the only
+    # token that needs no tokeninfo audience check.
+    _exchanged_token: str | None = None
+
+    # -- where Amazon is -----------------------------------------------------
+
+    def region(self) -> Region:
+        """The LWA region's hosts (setting ``REGION``: NA, EU or FE)."""
+        name = self.setting("REGION", "NA")
+        region = REGIONS.get(str(name).upper()) if isinstance(name, str) else None
+        if region is None:
+            raise AuthConfigurationError(
+                self, code="invalid_setting", parameter="REGION", stage="begin"
+            )
+        return region
+
+    def authorization_url(self) -> str:
+        return cast(str, self.setting("AUTHORIZATION_URL") or self.region().authorization_url)
+
+    def api_url(self) -> str:
+        """The API host: setting ``API_URL`` (emulator, proxy) or the region's."""
+        return cast(str, self.setting("API_URL") or self.region().api_url).rstrip("/")
+
+    def access_token_url(self) -> str:
+        return cast(str, self.setting("ACCESS_TOKEN_URL") or f"{self.api_url()}/auth/o2/token")
+
+    @property
+    def lwa(self) -> LWAClient:
+        """The shared client for this backend's API host."""
+        timeout = self.setting("REQUESTS_TIMEOUT") or self.setting("URLOPEN_TIMEOUT") or 5.0
+        return client_for(
+            self.api_url(),
+            timeout=float(timeout),
+            verify=self.setting("VERIFY_SSL", True),
+        )
+
+    def get_scope(self) -> list[str]:
+        """``SCOPE`` replaces the default, but a sign-in always asks for a user_id.
+
+        social-core adds ``DEFAULT_SCOPE`` to ``SCOPE``, which makes
+        ``profile:user_id`` alone impossible to ask for; here ``SCOPE`` is the
+        whole list, with ``profile`` added when it names no profile scope (so
+        stock settings such as ``["postal_code"]`` mean what they meant).
+        """
+        scope = list(self.setting("SCOPE") or self.DEFAULT_SCOPE)
+        if "profile" not in scope and "profile:user_id" not in scope:
+            scope.insert(0, "profile")
+        return list(dict.fromkeys(scope))
+
+    # -- errors --------------------------------------------------------------
+
+    def process_error(self, data: Any, *, stage: ErrorStage = "callback") -> None:
+        """Errors Amazon sends back on the redirect; only a refusal is "canceled"."""
+        if not isinstance(data, dict) or not data.get("error"):
+            return
+        error = str(data["error"])
+        if error == "access_denied":
+            raise AccessDenied(backend=self, reason=error, stage=stage)
+        if error in ("server_error", "temporarily_unavailable"):
+            raise AmazonUnavailable(backend=self, reason=error, stage=stage)
+        raise ClientMisconfigured(backend=self, reason=error[:64], stage=stage)
+
+    # -- HTTP: everything goes through the shared LWA client -------------------
+
+    def request(
+        self,
+        url: str,
+        *,
+        method: Literal["GET", "POST", "DELETE"] = "GET",
+        headers: Any = None,
+        data: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None,
+        auth: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        stage: ErrorStage = "user_info",
+    ) -> Any:
+        # social-core calls requests.request() here, one new connection per
+        # call; route its generic paths (revoke, refresh) through our session.
+        response = self.lwa.send(
+            method,
+            url,
+            stage=stage,
+            headers=headers,
+            data=data,
+            json=json,
+            auth=auth,
+            params=params,
+            **({"timeout": timeout} if timeout else {}),
+        )
+        return response
+
+    def request_access_token(
+        self,
+        url: str,
+        method: Any = "POST",
+        headers: Any = None,
+        data: dict[str, Any] | None = None,
+        json: Any = None,
+        auth: Any = None,
+        params: Any = None,
+        *,
+        stage: ErrorStage = "token_exchange",
+    ) -> dict[str, Any]:
+        """Exchange the authorization code; remember the token we obtained."""
+        response = self.lwa.request_token(data or params or {}, auth=auth, url=url)
+        self._exchanged_token = response["access_token"]
+        return response
+
+    def refresh_token(self, token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self.lwa.request_token(
+            self.refresh_token_params(token, *args, **kwargs),
+            url=self.refresh_token_url(),  # type: ignore[no-untyped-call]
+        )
+
+    # -- profile -------------------------------------------------------------
+
+    def user_data(self, access_token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The Amazon profile, fetched by this server with the token.
+
+        A token we did not obtain ourselves came from a client (a mobile app's
+        LWA SDK): tokeninfo must say it was issued to our ``KEY`` before its
+        profile is trusted, or any app's token would sign in here.
+        """
+        exchanged = self._exchanged_token
+        if exchanged is not None and constant_time_compare(access_token, exchanged):
+            profile = self.lwa.profile(access_token)
+        else:
+            key, _secret = self.get_key_and_secret()
+            if not key:
+                raise AuthConfigurationError(
+                    self, code="missing_setting", parameter="KEY", stage="token_validation"
+                )
+            profile = self.lwa.verified_profile(access_token, client_id=key)
+        return profile.as_dict()
+
+    def get_user_details(self, response: dict[str, Any]) -> dict[str, Any]:
+        """Return user details from the Amazon profile."""
+        name = response.get("name") or ""
+        return {
+            "username": name,
+            "email": response.get("email"),
+            "fullname": response.get("name"),
+            "first_name": None,
+            "last_name": None,
+        }

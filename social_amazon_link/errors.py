@@ -1,0 +1,219 @@
+"""One family of errors for Login with Amazon, each with a stable code.
+
+Every class subclasses :class:`AmazonError` *and* one of social-core 7's error
+categories, so an app that already catches ``AuthCredentialError`` or
+``AuthProviderError`` keeps working, while this library's views, pages and JSON
+answers use ``error.code``, which never changes between releases.
+
+``code`` is what a client may branch on (the JSON API's ``error``); ``reason``
+names the precise failure inside a code (``timeout``, ``http_503``,
+``not_json``...) for logs and tests. Neither ever contains a token or secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from social_core.exceptions import (
+    AuthAssociationError,
+    AuthCanceled,
+    AuthConfigurationError,
+    AuthCredentialError,
+    AuthInputError,
+    AuthPolicyError,
+    AuthProviderError,
+    AuthResponseError,
+    AuthSessionError,
+    ErrorStage,
+    SocialAuthBaseException,
+)
+
+__all__ = [
+    "AccessDenied",
+    "AmazonBadResponse",
+    "AmazonError",
+    "AmazonUnavailable",
+    "ClientMisconfigured",
+    "IdentityInUse",
+    "InvalidGrant",
+    "InvalidPartial",
+    "InvalidRequest",
+    "InvalidToken",
+    "TooManyAttempts",
+    "WrongAudience",
+    "WrongPassword",
+    "error_status",
+]
+
+
+class AmazonError(SocialAuthBaseException):
+    """Base of this library's errors; never raised itself."""
+
+    code_name: ClassVar[str] = "amazon_error"
+    #: HTTP status the JSON API and the error page answer with.
+    http_status: ClassVar[int] = 400
+    #: What a person reads; safe to show, never contains provider data.
+    message: ClassVar[str] = "Login with Amazon failed."
+
+    def __init__(
+        self,
+        *details: object,
+        backend: Any = None,
+        reason: str | None = None,
+        stage: ErrorStage = "unknown",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(backend, *details, code=self.code_name, stage=stage, **kwargs)
+        self.reason = reason or self.code_name
+        # social-core only knows its own codes; keep our message instead of
+        # its "unknown error" fallback.
+        self.args = (self.message,)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}" + (
+            f" ({self.reason})" if self.reason != self.code else ""
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The body the JSON API answers with."""
+        return {"error": self.code}
+
+
+class InvalidRequest(AmazonError, AuthInputError):
+    """The request to *our* server is missing or has malformed fields."""
+
+    code_name = "invalid_request"
+    http_status = 400
+    message = "The request is missing a field or has a malformed one."
+
+    def as_json(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.detail or self.message}
+
+
+class InvalidToken(AmazonError, AuthCredentialError):
+    """Amazon rejected the access token (unknown, expired, revoked, wrong scope)."""
+
+    code_name = "invalid_token"
+    http_status = 401
+    message = "Amazon did not accept the sign-in. Please sign in with Amazon again."
+
+
+class WrongAudience(AmazonError, AuthCredentialError):
+    """The token is valid but was issued to another app (tokeninfo ``aud``)."""
+
+    code_name = "wrong_audience"
+    http_status = 403
+    message = "This Amazon sign-in was made for another app."
+
+
+class InvalidGrant(AmazonError, AuthCredentialError):
+    """The authorization code was rejected (used, expired, wrong redirect_uri)."""
+
+    code_name = "invalid_grant"
+    http_status = 400
+    message = "The Amazon sign-in expired or was already used. Please try again."
+
+
+class AccessDenied(AmazonError, AuthCanceled):
+    """The person declined consent on Amazon's page: the only "canceled" case."""
+
+    code_name = "access_denied"
+    http_status = 403
+    message = "You canceled Login with Amazon."
+
+
+class ClientMisconfigured(AmazonError, AuthConfigurationError):
+    """Amazon refused our client id, secret or request: a deployment problem."""
+
+    code_name = "amazon_misconfigured"
+    http_status = 500
+    message = "Login with Amazon is not configured correctly. Please contact support."
+
+
+class AmazonUnavailable(AmazonError, AuthProviderError):
+    """Amazon could not be reached, timed out, or answered 5xx or 429."""
+
+    code_name = "amazon_unavailable"
+    http_status = 502
+    message = "Amazon is not answering right now. Please try again in a moment."
+
+
+class AmazonBadResponse(AmazonError, AuthResponseError):
+    """Amazon answered, but not with the JSON shape LWA documents."""
+
+    code_name = "amazon_unavailable"
+    http_status = 502
+    message = AmazonUnavailable.message
+
+
+class IdentityInUse(AmazonError, AuthAssociationError):
+    """That Amazon account is already linked to another local account."""
+
+    code_name = "identity_in_use"
+    http_status = 409
+    message = "This Amazon account is already linked to another account."
+
+
+class WrongPassword(AmazonError, AuthPolicyError):
+    """The local password given to link an account was wrong."""
+
+    code_name = "wrong_password"
+    http_status = 403
+    message = "That password is not right."
+
+    def __init__(self, *details: object, attempts_left: int, **kw: Any) -> None:
+        super().__init__(*details, **kw)
+        self.attempts_left = attempts_left
+
+    def as_json(self) -> dict[str, Any]:
+        return {"error": self.code, "attempts_left": self.attempts_left}
+
+
+class TooManyAttempts(AmazonError, AuthPolicyError):
+    """Too many wrong passwords for this local account; locked for a while."""
+
+    code_name = "too_many_attempts"
+    http_status = 429
+    message = "Too many wrong passwords. Please wait before trying again."
+
+    def __init__(self, *details: object, retry_after: int, **kw: Any) -> None:
+        super().__init__(*details, retry_after=str(retry_after), **kw)
+        self.retry_after_seconds = retry_after
+
+    def as_json(self) -> dict[str, Any]:
+        return {"error": self.code, "retry_after": self.retry_after_seconds}
+
+
+class InvalidPartial(AmazonError, AuthSessionError):
+    """A paused sign-in that is unknown, expired, used or from another session."""
+
+    code_name = "invalid_partial"
+    http_status = 400
+    message = "This sign-in has expired. Please start again."
+
+
+# social-core's own failures (state checks, its pipeline) keep their codes; this
+# table gives each the HTTP status our pages and API use for it.
+_SOCIAL_CORE_STATUS = {
+    "state_mismatch": 400,
+    "session_context_missing": 400,
+    "missing_parameter": 400,
+    "invalid_parameter": 400,
+    "user_mismatch": 403,
+    "identity_in_use": 409,
+    "email_in_use": 409,
+    "username_in_use": 409,
+    "authentication_disallowed": 403,
+    "disconnect_disallowed": 409,
+}
+
+
+def error_status(error: SocialAuthBaseException) -> int:
+    """The HTTP status for an error: ours declare it, social-core's are mapped."""
+    if isinstance(error, AmazonError):
+        return error.http_status
+    if isinstance(error, AuthConfigurationError):
+        return 500
+    if isinstance(error, AuthProviderError):
+        return 502
+    return _SOCIAL_CORE_STATUS.get(error.code, 400)

@@ -1,0 +1,94 @@
+"""Login with Amazon for Flask apps, on social-auth-app-flask's blueprint.
+
+``init_app(app, session)`` is the whole integration: it selects the maintained
+strategy and storage (:mod:`.strategy`, :mod:`.storage`), registers
+social-auth-app-flask's ``/login/<backend>/`` and ``/complete/<backend>/``
+views, exposes the signed-in user to them as ``g.user``, and turns every
+social-auth error into a page (or a redirect to ``LOGIN_ERROR_URL``) with the
+error's stable code, never a 500 and never "canceled" unless the person did.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Flask, current_app, g, redirect, render_template
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from social_core.exceptions import SocialAuthBaseException
+from sqlalchemy.orm import Session, scoped_session
+
+from ..errors import AmazonError, error_status
+from .storage import init_social
+
+__all__ = ["init_app", "init_social"]
+
+log = logging.getLogger("social_amazon_link")
+
+DEFAULT_SETTINGS = {
+    "SOCIAL_AUTH_STRATEGY": "social_amazon_link.flask.strategy.FlaskStrategy",
+    "SOCIAL_AUTH_STORAGE": "social_amazon_link.flask.storage.FlaskStorage",
+    "SOCIAL_AUTH_AUTHENTICATION_BACKENDS": ("social_amazon_link.backend.AmazonOAuth2",),
+}
+
+
+# No views: it makes this package's templates (error page, prompts) findable
+# by name and overridable by the app's own templates folder.
+templates = Blueprint("social_amazon_link", __name__, template_folder="templates")
+
+
+def init_app(
+    app: Flask,
+    session: Session | scoped_session[Session],
+    user_model: type[Any] | str | None = None,
+) -> None:
+    """Add Login with Amazon to ``app`` (settings come from ``app.config``)."""
+    # Imported here: social-auth-app-flask's modules read Flask's globals at
+    # import time only through functions, but keep the import out of the way
+    # of apps that use only the storage or the strategy.
+    from social_flask.routes import social_auth
+
+    for name, value in DEFAULT_SETTINGS.items():
+        app.config.setdefault(name, value)
+    init_social(app, session, user_model)
+    if social_auth.name not in app.blueprints:
+        app.register_blueprint(social_auth)
+    if templates.name not in app.blueprints:
+        app.register_blueprint(templates)
+
+    @app.before_request
+    def _expose_user() -> None:
+        # social-auth-app-flask's views read the signed-in user from g.user.
+        g.user = current_user._get_current_object()
+
+    app.register_error_handler(SocialAuthBaseException, _error_response)
+
+    if isinstance(session, scoped_session):
+
+        @app.teardown_appcontext
+        def _remove_session(_exc: BaseException | None) -> None:
+            session.remove()
+
+
+def _error_response(error: SocialAuthBaseException) -> ResponseReturnValue:
+    status = error_status(error)
+    reason = getattr(error, "reason", error.code)
+    # Codes and reasons only: provider details can carry identifiers, and
+    # tokens never reach an error's text.
+    log.warning("Login with Amazon failed: %s (%s, stage %s)", error.code, reason, error.stage)
+    error_url = current_app.config.get("SOCIAL_AUTH_LOGIN_ERROR_URL")
+    if error_url:
+        sep = "&" if "?" in error_url else "?"
+        return redirect(f"{error_url}{sep}{urlencode({'error': error.code})}")
+    message = error.message if isinstance(error, AmazonError) else str(error)
+    return (
+        render_template(
+            "social_amazon_link/error.html",
+            code=error.code,
+            message=message,
+            login_url=current_app.config.get("SOCIAL_AUTH_LOGIN_URL", "/"),
+        ),
+        status,
+    )

@@ -1,0 +1,77 @@
+"""The storage for Flask apps: :mod:`social_amazon_link.sqlalchemy_storage`, bound to Flask.
+
+Select it with ``SOCIAL_AUTH_STORAGE = "social_amazon_link.flask.storage.FlaskStorage"``
+and call :func:`init_social` once per app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app, has_app_context
+from social_core.utils import module_member
+
+from ..sqlalchemy_storage import (
+    AnySession,
+    SocialModels,
+    SQLAlchemyStorage,
+    bind_session,
+    models_for,
+    use_models,
+)
+
+__all__ = ["FlaskStorage", "init_social"]
+
+EXTENSION = "social_amazon_link"
+
+
+class FlaskStorage(SQLAlchemyStorage):
+    """social-core's storage for Flask apps (``SOCIAL_AUTH_STORAGE``)."""
+
+
+@dataclass
+class _AppState:
+    session: AnySession
+    models: SocialModels
+
+
+_last_session: AnySession | None = None
+
+
+def _current_session() -> AnySession:
+    # Several apps may share a process (tests do): each request uses its own
+    # app's session; outside a request, the one bound last.
+    if has_app_context():
+        state = current_app.extensions.get(EXTENSION)
+        if isinstance(state, _AppState):
+            return state.session
+    if _last_session is None:
+        raise RuntimeError("init_social(app, session) has not been called")
+    return _last_session
+
+
+def init_social(
+    app: Flask,
+    session: AnySession,
+    user_model: type[Any] | str | None = None,
+) -> SocialModels:
+    """Map the social tables beside the app's user model and bind ``session``.
+
+    ``user_model`` defaults to the ``SOCIAL_AUTH_USER_MODEL`` setting (a dotted
+    path). It must be declared with SQLAlchemy 2's declarative mapping and have
+    ``id``, ``username`` and ``email``. The tables join the user model's
+    ``MetaData``: the app's ``create_all()`` or migrations create them.
+    """
+    global _last_session
+    model = user_model or app.config.get("SOCIAL_AUTH_USER_MODEL")
+    if model is None:
+        raise RuntimeError("init_social needs user_model or SOCIAL_AUTH_USER_MODEL")
+    resolved: type[Any] = module_member(model) if isinstance(model, str) else model  # type: ignore[no-untyped-call]
+    models = models_for(resolved)
+    use_models(FlaskStorage, models)
+    app.extensions[EXTENSION] = _AppState(session=session, models=models)
+    _last_session = session
+    bind_session(_current_session)
+    app.config.setdefault("SOCIAL_AUTH_STORAGE", f"{__name__}.FlaskStorage")
+    return models

@@ -1,0 +1,107 @@
+"""The Flask strategy for social-core 7.
+
+social-auth-app-flask's ``FlaskStrategy`` (its only release, 2017) predates
+social-core 7 and lacks ``get_request_data``, ``request_is_secure``,
+``request_path``, ``request_port``, ``request_get``, ``request_post`` and
+``html_with_headers``; this one implements the whole strategy contract.
+Select it with ``SOCIAL_AUTH_STRATEGY``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    render_template_string,
+    request,
+    session,
+)
+from social_core.strategy import BaseStrategy, BaseTemplateStrategy
+from social_core.utils import build_absolute_uri
+from werkzeug.wrappers import Response
+
+__all__ = ["FlaskStrategy", "FlaskTemplateStrategy"]
+
+
+class FlaskTemplateStrategy(BaseTemplateStrategy):
+    """Render social-core's templates with the app's Jinja environment."""
+
+    def render_template(self, tpl: str, context: dict[str, Any] | None) -> str:
+        return render_template(tpl, **(context or {}))
+
+    def render_string(self, html: str, context: dict[str, Any] | None) -> str:
+        return render_template_string(html, **(context or {}))
+
+
+class FlaskStrategy(BaseStrategy[Response]):
+    """Bind social-core to the current Flask request, session and config."""
+
+    DEFAULT_TEMPLATE_STRATEGY = FlaskTemplateStrategy
+
+    def get_setting(self, name: str) -> Any:
+        # KeyError tells BaseStrategy.setting() to try the next name.
+        return current_app.config[name]
+
+    def get_request_data(self, merge: bool = True) -> dict[str, Any]:
+        if merge:
+            data = request.form.to_dict()
+            data.update(request.args.to_dict())
+            return data
+        if request.method == "POST":
+            return request.form.to_dict()
+        return request.args.to_dict()
+
+    def request_get(self) -> dict[str, Any]:
+        return request.args.to_dict()
+
+    def request_post(self) -> dict[str, Any]:
+        return request.form.to_dict()
+
+    def request_host(self) -> str:
+        return request.host
+
+    def request_is_secure(self) -> bool:
+        return request.is_secure
+
+    def request_path(self) -> str:
+        return request.path
+
+    def request_port(self) -> int:
+        port = urlsplit(request.host_url).port
+        if port is not None:
+            return port
+        return 443 if request.is_secure else 80
+
+    def redirect(self, url: str) -> Response:
+        return redirect(url)
+
+    def html(self, content: str) -> Response:
+        response = make_response(content)
+        response.headers["Content-Type"] = "text/html; charset=utf-8"
+        return response
+
+    def html_with_headers(self, content: str, headers: Mapping[str, str]) -> Response:
+        response = self.html(content)
+        response.headers.update(headers)
+        return response
+
+    def session_get(self, name: str, default: Any = None) -> Any:
+        return session.get(name, default)
+
+    def session_set(self, name: str, value: Any) -> None:
+        session[name] = value
+
+    def session_pop(self, name: str) -> Any:
+        return session.pop(name, None)
+
+    def session_setdefault(self, name: str, value: Any) -> Any:
+        return session.setdefault(name, value)
+
+    def build_absolute_uri(self, path: str | None = None) -> str:
+        return build_absolute_uri(request.host_url, path)

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+from sqlalchemy import text
+from werkzeug.serving import make_server
+
+from tests import sample_app
+
+CLIENT_ID = "amzn1.application-oa2-client.0123456789abcdef"
+CLIENT_SECRET = "test-client-secret-do-not-log"
+
+
+class Served:
+    """An app served over real loopback HTTP in a background thread."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def query(self, sql: str, **params: Any) -> list[Any]:
+        """Read the app's database directly, as a test asserting state does."""
+        with self.app.extensions["test_engine"].connect() as conn:
+            return list(conn.execute(text(sql), params))
+
+
+@pytest.fixture
+def database_url(tmp_path: Any) -> str:
+    return f"sqlite:///{tmp_path / 'app.sqlite3'}"
+
+
+@pytest.fixture
+def serve_app(lwa_emulator: Any, database_url: str) -> Iterator[Callable[..., Served]]:
+    """Build the sample app wired to the emulator and serve it on loopback."""
+    served: list[Served] = []
+
+    def start(**settings: Any) -> Served:
+        config = {
+            "SOCIAL_AUTH_AMAZON_KEY": CLIENT_ID,
+            "SOCIAL_AUTH_AMAZON_SECRET": CLIENT_SECRET,
+            "SOCIAL_AUTH_AMAZON_AUTHORIZATION_URL": f"{lwa_emulator.url}/ap/oa",
+            "SOCIAL_AUTH_AMAZON_API_URL": lwa_emulator.url,
+        }
+        config.update(settings)
+        config = {k: v for k, v in config.items() if v is not None}
+        app = sample_app.create_app(database_url, config)
+        server = Served(app)
+        served.append(server)
+        lwa_emulator.add_client(
+            CLIENT_ID, CLIENT_SECRET, redirect_uris=[f"{server.url}/complete/amazon/"]
+        )
+        return server
+
+    yield start
+    for server in served:
+        server.close()
+        server.app.extensions["test_engine"].dispose()
+
+
+@pytest.fixture
+def browser() -> Iterator[requests.Session]:
+    """A cookie-keeping HTTP client standing in for the person's browser."""
+    with requests.Session() as session:
+        yield session

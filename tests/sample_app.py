@@ -1,0 +1,79 @@
+"""A minimal app with its own accounts, to test the integration against.
+
+Not the demo (that is ``demo/``): just enough of "an existing app" — a users
+table, Flask-Login sessions — for Login with Amazon to be added to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify
+from flask_login import LoginManager, UserMixin, current_user
+from sqlalchemy import String, create_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_session, sessionmaker
+
+from social_amazon_link.flask import init_app
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(UserMixin, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+
+
+def create_app(database_url: str, settings: dict[str, Any]) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY="test-secret-key",
+        SOCIAL_AUTH_USER_MODEL="tests.sample_app.User",
+        SOCIAL_AUTH_LOGIN_REDIRECT_URL="/me",
+        SOCIAL_AUTH_LOGIN_URL="/login",
+    )
+    app.config.update(settings)
+    engine = create_engine(database_url)
+    session = scoped_session(sessionmaker(bind=engine))
+    login_manager = LoginManager(app)
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        return session.get(User, int(user_id))
+
+    init_app(app, session)
+    Base.metadata.create_all(engine)
+    app.extensions["test_session"] = session
+    app.extensions["test_engine"] = engine
+
+    @app.get("/me")
+    def me() -> Any:
+        if not current_user.is_authenticated:
+            return jsonify(authenticated=False), 401
+        return jsonify(
+            authenticated=True,
+            id=current_user.id,
+            username=current_user.username,
+            email=current_user.email,
+        )
+
+    @app.post("/client-token")
+    def client_token() -> Any:
+        # What a mobile app's server endpoint does with the token it was sent
+        # (the full JSON API is social_amazon_link.flask.api).
+        from flask import g, request
+        from flask_login import login_user
+        from social_flask.utils import load_backend, load_strategy
+
+        g.strategy = load_strategy()
+        backend = load_backend(g.strategy, "amazon", redirect_uri=None)
+        user = backend.do_auth(request.form["access_token"])
+        login_user(user)
+        return jsonify(id=user.id, username=user.username)
+
+    return app

@@ -1,0 +1,255 @@
+"""The browser flow end to end over loopback: app -> emulator -> callback -> session."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from social_amazon_link.lwa import REGIONS
+from tests.conftest import CLIENT_ID, CLIENT_SECRET, Served
+from tests.forms import first_form
+
+ADA = "amzn1.account.AE7ADALOVELACE0001"
+
+
+def start_sign_in(browser: requests.Session, app: Served) -> str:
+    """Click "Login with Amazon": returns the authorize URL the app sent us to."""
+    response = browser.get(f"{app.url}/login/amazon/", allow_redirects=False)
+    assert response.status_code == 302
+    return response.headers["Location"]
+
+
+def consent(browser: requests.Session, authorize_url: str, user_id: str, decision: str) -> str:
+    """On the (emulated) Amazon page, pick the identity and decide; returns the callback URL."""
+    page = browser.get(authorize_url)
+    assert page.status_code == 200
+    action, fields, radios = first_form(page.text, authorize_url)
+    assert user_id in radios["user_id"]
+    response = browser.post(
+        action, data={**fields, "user_id": user_id, "decision": decision}, allow_redirects=False
+    )
+    assert response.status_code == 302
+    return response.headers["Location"]
+
+
+def sign_in(browser, app, user_id, decision="allow") -> requests.Response:
+    callback = consent(browser, start_sign_in(browser, app), user_id, decision)
+    assert callback.startswith(f"{app.url}/complete/amazon/")
+    return browser.get(callback)
+
+
+@pytest.fixture
+def ada(lwa_emulator: Any) -> str:
+    lwa_emulator.add_identity(ADA, "Ada Lovelace", "ada@example.com")
+    return ADA
+
+
+def test_first_sign_in_creates_user_link_and_session(serve_app, browser, lwa_emulator, ada):
+    app = serve_app()
+    final = sign_in(browser, app, ada)
+
+    # The callback redirected to LOGIN_REDIRECT_URL with an authenticated session.
+    assert final.url == f"{app.url}/me"
+    assert final.status_code == 200
+    me = final.json()
+    assert me["authenticated"] is True
+    assert me["email"] == "ada@example.com"
+
+    users = app.query("SELECT id, username, email FROM users")
+    assert [(u.id, u.email) for u in users] == [(me["id"], "ada@example.com")]
+    links = app.query(
+        "SELECT provider, uid, id_key, user_id, extra_data FROM social_auth_usersocialauth"
+    )
+    assert [(link.provider, link.uid, link.id_key, link.user_id) for link in links] == [
+        ("amazon", ADA, "user_id", me["id"])
+    ]
+    # The state nonce was consumed, and the profile was fetched with the
+    # token in the Authorization header.
+    assert app.query("SELECT * FROM social_auth_nonce") == []
+    stats = lwa_emulator.stats()
+    assert stats["requests"]["token"] == 1
+    assert stats["requests"]["profile"] == 1
+    assert stats["requests"]["tokeninfo"] == 0  # our own exchange needs no audience check
+    assert stats["token_in_query"] == 0
+
+
+def test_returning_user_signs_into_the_same_account(serve_app, lwa_emulator, ada):
+    app = serve_app()
+    ids = []
+    for _ in range(3):
+        with requests.Session() as browser:
+            ids.append(sign_in(browser, app, ada).json()["id"])
+    assert len(set(ids)) == 1
+    assert len(app.query("SELECT id FROM users")) == 1
+    assert len(app.query("SELECT id FROM social_auth_usersocialauth")) == 1
+
+
+def test_server_keeps_its_connection_to_amazon_alive(serve_app, lwa_emulator, ada):
+    app = serve_app()
+    with requests.Session() as browser:
+        sign_in(browser, app, ada)
+        after_first = lwa_emulator.stats()["connections"]
+        for _ in range(3):
+            sign_in(browser, app, ada)
+    # Three more code exchanges and profile calls, not one new connection.
+    assert lwa_emulator.stats()["connections"] == after_first
+    assert lwa_emulator.stats()["requests"]["profile"] == 4
+
+
+def test_declining_consent_is_access_denied_and_writes_nothing(serve_app, browser, ada):
+    app = serve_app()
+    page = sign_in(browser, app, ada, decision="deny")
+    assert page.status_code == 403
+    assert "data-error-code>access_denied<" in page.text
+    assert app.query("SELECT id FROM users") == []
+    assert browser.get(f"{app.url}/me").status_code == 401
+
+
+def test_replayed_callback_is_refused(serve_app, browser, ada):
+    app = serve_app()
+    callback = consent(browser, start_sign_in(browser, app), ada, "allow")
+    assert browser.get(callback).status_code == 200
+    replay = browser.get(callback)
+    assert replay.status_code == 400
+    assert "data-error-code>" in replay.text
+    assert len(app.query("SELECT id FROM users")) == 1
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "fault", "status", "code"),
+    [
+        ("token", {"status": 400, "body": {"error": "invalid_grant"}}, 400, "invalid_grant"),
+        (
+            "token",
+            {"status": 401, "body": {"error": "invalid_client"}},
+            500,
+            "amazon_misconfigured",
+        ),
+        ("token", {"status": 500, "body": "oops"}, 502, "amazon_unavailable"),
+        ("token", {"drop": True}, 502, "amazon_unavailable"),
+        ("profile", {"status": 400, "body": {"error": "invalid_token"}}, 401, "invalid_token"),
+        ("profile", {"status": 401, "body": {}}, 401, "invalid_token"),
+        ("profile", {"status": 403, "body": {}}, 401, "invalid_token"),
+        ("profile", {"status": 429, "body": {}}, 502, "amazon_unavailable"),
+        ("profile", {"status": 503, "body": "down"}, 502, "amazon_unavailable"),
+        ("profile", {"delay_ms": 1500}, 502, "amazon_unavailable"),
+        ("profile", {"drop": True}, 502, "amazon_unavailable"),
+        ("profile", {"status": 200, "body": "not json"}, 502, "amazon_unavailable"),
+        ("profile", {"status": 200, "body": {"name": "x"}}, 502, "amazon_unavailable"),
+        ("profile", {"status": 200, "body": {"user_id": "garbled id"}}, 502, "amazon_unavailable"),
+    ],
+)
+def test_each_amazon_failure_ends_on_its_code_and_writes_nothing(
+    serve_app, browser, lwa_emulator, ada, endpoint, fault, status, code
+):
+    app = serve_app(SOCIAL_AUTH_AMAZON_REQUESTS_TIMEOUT=0.5)
+    lwa_emulator.fault(endpoint, times=1, **fault)
+    page = sign_in(browser, app, ada)
+    assert page.status_code == status
+    assert f"data-error-code>{code}<" in page.text
+    assert "canceled" not in page.text.lower()
+    assert app.query("SELECT id FROM users") == []
+    assert app.query("SELECT id FROM social_auth_usersocialauth") == []
+    # The fault was transient: the next sign-in works.
+    assert sign_in(browser, app, ada).json()["authenticated"] is True
+
+
+def test_legacy_profile_shape_still_signs_in(serve_app, browser, lwa_emulator, ada):
+    app = serve_app()
+    lwa_emulator.fault(
+        "profile",
+        status=200,
+        body={"Profile": {"CustomerId": ADA, "Name": "Ada L", "PrimaryEmail": "ada@example.com"}},
+    )
+    assert sign_in(browser, app, ada).json()["email"] == "ada@example.com"
+    assert [r.uid for r in app.query("SELECT uid FROM social_auth_usersocialauth")] == [ADA]
+
+
+@pytest.mark.parametrize("region", ["NA", "EU", "FE"])
+def test_without_overrides_the_region_picks_amazons_real_urls(serve_app, browser, region):
+    app = serve_app(
+        SOCIAL_AUTH_AMAZON_AUTHORIZATION_URL=None,
+        SOCIAL_AUTH_AMAZON_API_URL=None,
+        SOCIAL_AUTH_AMAZON_REGION=region,
+    )
+    location = start_sign_in(browser, app)
+    expected = REGIONS[region]
+    assert location.split("?")[0] == expected.authorization_url
+    query = parse_qs(urlsplit(location).query)
+    assert query["client_id"] == [CLIENT_ID]
+    assert query["response_type"] == ["code"]
+    assert query["scope"] == ["profile"]
+    assert query["redirect_uri"] == [f"{app.url}/complete/amazon/"]
+    assert len(query["state"][0]) >= 32
+
+    from social_flask.utils import load_backend, load_strategy
+
+    with app.app.test_request_context("/"):
+        backend = load_backend(load_strategy(), "amazon", redirect_uri="/complete/amazon/")
+        api = {
+            "NA": "https://api.amazon.com",
+            "EU": "https://api.amazon.co.uk",
+            "FE": "https://api.amazon.co.jp",
+        }[region]
+        assert backend.access_token_url() == f"{api}/auth/o2/token"
+        assert backend.lwa.profile_url == f"{api}/user/profile"
+        assert backend.lwa.tokeninfo_url == f"{api}/auth/o2/tokeninfo"
+
+
+def test_unknown_region_is_a_configuration_error(serve_app, browser):
+    app = serve_app(SOCIAL_AUTH_AMAZON_AUTHORIZATION_URL=None, SOCIAL_AUTH_AMAZON_REGION="MARS")
+    page = browser.get(f"{app.url}/login/amazon/", allow_redirects=False)
+    assert page.status_code == 500
+    assert "data-error-code>invalid_setting<" in page.text
+
+
+@pytest.mark.parametrize(
+    ("scope", "sent"),
+    [
+        (["profile:user_id"], "profile:user_id"),
+        (["postal_code"], "profile postal_code"),
+        (["profile", "postal_code"], "profile postal_code"),
+    ],
+)
+def test_scope_setting(serve_app, browser, scope, sent):
+    app = serve_app(SOCIAL_AUTH_AMAZON_SCOPE=scope)
+    location = start_sign_in(browser, app)
+    assert parse_qs(urlsplit(location).query)["scope"] == [sent]
+
+
+def test_client_token_for_another_app_is_refused_and_writes_nothing(
+    serve_app, browser, lwa_emulator, ada
+):
+    app = serve_app()
+    foreign = lwa_emulator.mint_token("amzn1.application-oa2-client.otherapp", ada)
+    page = browser.post(f"{app.url}/client-token", data={"access_token": foreign})
+    assert page.status_code == 403
+    assert "data-error-code>wrong_audience<" in page.text
+    assert app.query("SELECT id FROM users") == []
+    assert app.query("SELECT id FROM social_auth_usersocialauth") == []
+    assert browser.get(f"{app.url}/me").status_code == 401
+
+
+def test_client_token_for_our_app_signs_in(serve_app, browser, lwa_emulator, ada):
+    app = serve_app()
+    token = lwa_emulator.mint_token(CLIENT_ID, ada)
+    answer = browser.post(f"{app.url}/client-token", data={"access_token": token})
+    assert answer.status_code == 200
+    assert browser.get(f"{app.url}/me").json()["id"] == answer.json()["id"]
+    stats = lwa_emulator.stats()["requests"]
+    assert (stats["tokeninfo"], stats["profile"]) == (1, 1)
+
+
+def test_no_secret_or_token_reaches_the_logs(serve_app, browser, lwa_emulator, ada, caplog):
+    app = serve_app()
+    token = lwa_emulator.mint_token("amzn1.application-oa2-client.otherapp", ada)
+    with caplog.at_level("DEBUG"):
+        sign_in(browser, app, ada)
+        browser.post(f"{app.url}/client-token", data={"access_token": token})
+    assert "wrong_audience" in caplog.text
+    assert CLIENT_SECRET not in caplog.text
+    assert "Atza|" not in caplog.text
+    assert "Atzr|" not in caplog.text
