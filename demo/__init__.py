@@ -1,0 +1,95 @@
+"""The demo: an app with its own accounts that adds Login with Amazon through settings.
+
+``create_app(config=None)`` builds it. By default it talks to the LWA emulator
+(``python -m demo`` starts one on 127.0.0.1:5001); with ``AMAZON_CLIENT_ID`` and
+``AMAZON_CLIENT_SECRET`` in the environment (and optionally ``AMAZON_REGION``)
+it uses real Amazon instead.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, render_template
+from flask_login import LoginManager
+from sqlalchemy import create_engine
+from sqlalchemy.orm import scoped_session, sessionmaker
+from werkzeug.exceptions import HTTPException
+
+from social_amazon_link.flask import init_app
+
+from .accounts import bp as accounts_bp
+from .csrf import csrf_token
+from .models import Base, User
+
+#: The client id and secret the demo registers with its own emulator.
+DEMO_CLIENT_ID = "amzn1.application-oa2-client.5ec0de0000000000000000000000demo"
+DEMO_CLIENT_SECRET = "demo-only-secret"
+EMULATOR_URL = "http://127.0.0.1:5001"
+
+
+def amazon_settings(env: dict[str, str] | os._Environ[str] = os.environ) -> dict[str, Any]:
+    """Real Amazon when credentials are in the environment, else the emulator."""
+    client_id, secret = env.get("AMAZON_CLIENT_ID"), env.get("AMAZON_CLIENT_SECRET")
+    if client_id and secret:
+        return {
+            "DEMO_MODE": False,
+            "SOCIAL_AUTH_AMAZON_KEY": client_id,
+            "SOCIAL_AUTH_AMAZON_SECRET": secret,
+            "SOCIAL_AUTH_AMAZON_REGION": env.get("AMAZON_REGION", "NA"),
+        }
+    emulator = env.get("LWA_EMULATOR_URL", EMULATOR_URL)
+    return {
+        "DEMO_MODE": True,
+        "SOCIAL_AUTH_AMAZON_KEY": DEMO_CLIENT_ID,
+        "SOCIAL_AUTH_AMAZON_SECRET": DEMO_CLIENT_SECRET,
+        "SOCIAL_AUTH_AMAZON_AUTHORIZATION_URL": f"{emulator}/ap/oa",
+        "SOCIAL_AUTH_AMAZON_API_URL": emulator,
+    }
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_path=str(Path.cwd() / "instance"))
+    Path(app.instance_path).mkdir(exist_ok=True)
+    app.config.update(
+        SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_hex(32),
+        DATABASE_URL=os.environ.get(
+            "DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'demo.sqlite3'}"
+        ),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        # Login with Amazon, added the way any app on social-auth adds it.
+        SOCIAL_AUTH_USER_MODEL="demo.models.User",
+        SOCIAL_AUTH_LOGIN_URL="/login",
+        SOCIAL_AUTH_LOGIN_REDIRECT_URL="/account",
+        SOCIAL_AUTH_NEW_ASSOCIATION_REDIRECT_URL="/account",
+    )
+    app.config.update(amazon_settings())
+    app.config.update(config or {})
+
+    engine = create_engine(app.config["DATABASE_URL"])
+    db = scoped_session(sessionmaker(bind=engine, expire_on_commit=False))
+    app.extensions["demo_db"] = db
+    app.extensions["demo_engine"] = engine
+
+    login_manager = LoginManager(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = "Please sign in to see your account."
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        return db.get(User, int(user_id))
+
+    init_app(app, db)
+    Base.metadata.create_all(engine)
+    app.register_blueprint(accounts_bp)
+    app.jinja_env.globals["csrf_token"] = csrf_token
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[str, int]:
+        return render_template("http_error.html", error=error), error.code or 500
+
+    return app

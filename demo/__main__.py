@@ -1,0 +1,52 @@
+"""``python -m demo``: the demo on 127.0.0.1:5000 and the LWA emulator on 127.0.0.1:5001."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from social_amazon_link.emulator import create_app as create_emulator
+from social_amazon_link.emulator import serve
+
+from . import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, create_app
+from .seed import AMAZON_IDENTITIES, seed_local_users
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--emulator-port", type=int, default=5001)
+    args = parser.parse_args()
+
+    real_amazon = bool(
+        os.environ.get("AMAZON_CLIENT_ID") and os.environ.get("AMAZON_CLIENT_SECRET")
+    )
+    emulator = None
+    if not real_amazon:
+        emulator_app = create_emulator(
+            identities=AMAZON_IDENTITIES,
+            clients=[
+                {
+                    "client_id": DEMO_CLIENT_ID,
+                    "client_secret": DEMO_CLIENT_SECRET,
+                    "redirect_uris": [f"http://{args.host}:{args.port}/complete/amazon/"],
+                }
+            ],
+        )
+        emulator = serve(emulator_app, host=args.host, port=args.emulator_port)
+        os.environ.setdefault("LWA_EMULATOR_URL", emulator.url)
+        print(f"LWA emulator on {emulator.url}", flush=True)
+
+    app = create_app()
+    seed_local_users(app)
+    print(f"Demo on http://{args.host}:{args.port}  (Ctrl-C to stop)", flush=True)
+    try:
+        app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+    finally:
+        if emulator is not None:
+            emulator.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,776 @@
+"""The LWA emulator itself, over real loopback HTTP: protocol, controls, faults, serving."""
+
+from __future__ import annotations
+
+import re
+import selectors
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from social_amazon_link.emulator import (
+    EmulatorControlError,
+    EmulatorServer,
+    LWAEmulator,
+    create_app,
+)
+from social_amazon_link.emulator.app import state_of
+from tests.forms import first_form
+
+ADA = "amzn1.account.AE7ADALOVELACE0001"
+BOB = "amzn1.account.BOBBOBBAGE0002"
+CLIENT_ID = "amzn1.application-oa2-client.emulatortest"
+SECRET = "emulator-test-secret"
+CALLBACK = "http://127.0.0.1:8000/complete/amazon/"
+OTHER_APP = "amzn1.application-oa2-client.someoneelse"
+
+MISSING = {
+    "error": "invalid_request",
+    "error_description": "The request is missing a required parameter : access_token",
+}
+INVALID = {
+    "error": "invalid_token",
+    "error_description": "The request has an invalid parameter : access_token",
+}
+EXPIRED = {"error": "invalid_token", "error_description": "The token has expired"}
+
+
+@pytest.fixture
+def lwa(lwa_emulator: LWAEmulator) -> LWAEmulator:
+    """The emulator with Ada (who has a postal code) and one registered app."""
+    lwa_emulator.add_identity(ADA, "Ada Lovelace", "ada@example.com", postal_code="98101")
+    lwa_emulator.add_client(CLIENT_ID, SECRET, redirect_uris=[CALLBACK])
+    return lwa_emulator
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        yield session
+
+
+def authorize_params(**overrides: str) -> dict[str, str]:
+    params = {
+        "client_id": CLIENT_ID,
+        "redirect_uri": CALLBACK,
+        "response_type": "code",
+        "scope": "profile",
+        "state": "state-123",
+    }
+    params.update(overrides)
+    return params
+
+
+def consent(
+    http: requests.Session, lwa: LWAEmulator, decision: str = "allow", **overrides: str
+) -> requests.Response:
+    data = {**authorize_params(**overrides), "user_id": ADA, "decision": decision}
+    return http.post(lwa.authorize_url, data=data, allow_redirects=False)
+
+
+def callback_query(response: requests.Response) -> dict[str, list[str]]:
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location.startswith(CALLBACK + "?")
+    return parse_qs(urlsplit(location).query)
+
+
+def get_code(http: requests.Session, lwa: LWAEmulator, **overrides: str) -> str:
+    return callback_query(consent(http, lwa, **overrides))["code"][0]
+
+
+def exchange(
+    http: requests.Session, lwa: LWAEmulator, code: str, *, basic: bool = False, **extra: str
+) -> requests.Response:
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK}
+    form.update(extra)
+    if basic:
+        return http.post(f"{lwa.url}/auth/o2/token", data=form, auth=(CLIENT_ID, SECRET))
+    form.update(client_id=CLIENT_ID, client_secret=SECRET)
+    return http.post(f"{lwa.url}/auth/o2/token", data=form)
+
+
+def profile(http: requests.Session, lwa: LWAEmulator, token: str) -> requests.Response:
+    return http.get(f"{lwa.url}/user/profile", headers={"Authorization": f"Bearer {token}"})
+
+
+def tokeninfo(http: requests.Session, lwa: LWAEmulator, token: str | None) -> requests.Response:
+    params = {} if token is None else {"access_token": token}
+    return http.get(f"{lwa.url}/auth/o2/tokeninfo", params=params)
+
+
+def assert_lwa_tokens(body: dict[str, Any]) -> None:
+    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert body["access_token"].startswith("Atza|")
+    assert body["refresh_token"].startswith("Atzr|")
+    assert (body["token_type"], body["expires_in"]) == ("bearer", 3600)
+
+
+# --- authorization code flow ---
+
+
+def test_sign_in_page_lists_identities_and_posts_back_the_request(lwa, http):
+    lwa.add_identity(BOB, "Bob <Babbage>", "bob@example.com")
+    page = http.get(lwa.authorize_url, params=authorize_params())
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "Ada Lovelace" in page.text and "ada@example.com" in page.text
+    assert "Bob &lt;Babbage&gt;" in page.text  # escaped, not markup
+    assert 'value="allow"' in page.text and 'value="deny"' in page.text
+    action, fields, radios = first_form(page.text, page.url)
+    assert action == lwa.authorize_url
+    assert fields == authorize_params()
+    assert radios == {"user_id": [ADA, BOB]}
+
+
+@pytest.mark.parametrize("basic", [False, True], ids=["client_secret_post", "client_secret_basic"])
+def test_authorization_code_flow_end_to_end(lwa, http, basic):
+    query = callback_query(consent(http, lwa))
+    assert query["state"] == ["state-123"]
+    answer = exchange(http, lwa, query["code"][0], basic=basic)
+    assert answer.status_code == 200
+    tokens = answer.json()
+    assert_lwa_tokens(tokens)
+
+    me = profile(http, lwa, tokens["access_token"])
+    assert me.status_code == 200
+    assert me.json() == {"user_id": ADA, "name": "Ada Lovelace", "email": "ada@example.com"}
+
+    reused = exchange(http, lwa, query["code"][0], basic=basic)
+    assert reused.status_code == 400
+    assert reused.json()["error"] == "invalid_grant"
+
+
+def test_wrong_secret_is_invalid_client_and_leaves_the_code_usable(lwa, http):
+    code = get_code(http, lwa)
+    wrong = http.post(
+        f"{lwa.url}/auth/o2/token",
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK},
+        auth=(CLIENT_ID, "not-the-secret"),
+    )
+    assert wrong.status_code == 401
+    assert wrong.json()["error"] == "invalid_client"
+    assert exchange(http, lwa, code).status_code == 200
+
+
+def test_unknown_client_at_the_token_endpoint_is_invalid_client(lwa, http):
+    form = {"grant_type": "authorization_code", "code": "x", "redirect_uri": CALLBACK}
+    answer = http.post(
+        f"{lwa.url}/auth/o2/token", data={**form, "client_id": "nobody", "client_secret": "x"}
+    )
+    assert answer.status_code == 401
+    assert answer.json()["error"] == "invalid_client"
+
+
+def test_code_is_bound_to_its_redirect_uri(lwa, http):
+    code = get_code(http, lwa)
+    answer = exchange(http, lwa, code, redirect_uri="http://127.0.0.1:8000/elsewhere")
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_grant"
+
+
+def test_code_expires_after_five_minutes(lwa, http):
+    code = get_code(http, lwa)
+    state = state_of(lwa.server.app)
+    state.clock = lambda: time.time() + 301
+    answer = exchange(http, lwa, code)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    ("form", "error"),
+    [
+        ({"code": "x"}, "invalid_request"),  # no grant_type
+        ({"grant_type": "password", "username": "a", "password": "b"}, "unsupported_grant_type"),
+        ({"grant_type": "authorization_code", "redirect_uri": CALLBACK}, "invalid_request"),
+        ({"grant_type": "authorization_code", "code": "unknown"}, "invalid_grant"),
+        ({"grant_type": "refresh_token"}, "invalid_request"),
+        ({"grant_type": "refresh_token", "refresh_token": "Atzr|unknown"}, "invalid_grant"),
+    ],
+)
+def test_token_endpoint_errors(lwa, http, form, error):
+    answer = http.post(f"{lwa.url}/auth/o2/token", data=form, auth=(CLIENT_ID, SECRET))
+    assert answer.status_code == 400
+    assert answer.json()["error"] == error
+    assert answer.json()["error_description"]
+
+
+def test_deny_redirects_with_access_denied_and_state(lwa, http):
+    query = callback_query(consent(http, lwa, decision="deny"))
+    assert query["error"] == ["access_denied"]
+    assert query["state"] == ["state-123"]
+    assert query["error_description"][0]
+    assert "code" not in query
+
+
+def test_unknown_scope_redirects_with_invalid_scope(lwa, http):
+    answer = http.get(
+        lwa.authorize_url, params=authorize_params(scope="profile email"), allow_redirects=False
+    )
+    query = callback_query(answer)
+    assert (query["error"], query["state"]) == (["invalid_scope"], ["state-123"])
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"client_id": "amzn1.application-oa2-client.unknown"},
+        {"redirect_uri": "http://127.0.0.1:8000/not-registered"},
+        {"redirect_uri": CALLBACK + "extra"},
+        {"redirect_uri": ""},
+    ],
+    ids=["unknown-client", "unregistered-uri", "uri-prefix", "no-uri"],
+)
+def test_bad_client_or_redirect_uri_is_an_error_page_never_a_redirect(lwa, http, method, overrides):
+    params = authorize_params(**overrides)
+    if method == "GET":
+        answer = http.get(lwa.authorize_url, params=params, allow_redirects=False)
+    else:
+        data = {**params, "user_id": ADA, "decision": "allow"}
+        answer = http.post(lwa.authorize_url, data=data, allow_redirects=False)
+    assert answer.status_code == 400
+    assert "Location" not in answer.headers
+    assert answer.headers["Content-Type"].startswith("text/html")
+    assert "There was a problem" in answer.text
+
+
+@pytest.mark.parametrize(
+    ("user_id", "decision", "message"),
+    [
+        (None, "allow", "Choose the account"),
+        ("amzn1.account.NOBODY", "allow", "Choose the account"),
+        (ADA, None, "Choose Allow or Cancel"),
+    ],
+)
+def test_consent_without_a_valid_choice_shows_the_page_again(lwa, http, user_id, decision, message):
+    data = authorize_params()
+    if user_id is not None:
+        data["user_id"] = user_id
+    if decision is not None:
+        data["decision"] = decision
+    answer = http.post(lwa.authorize_url, data=data, allow_redirects=False)
+    assert answer.status_code == 400
+    assert "Location" not in answer.headers
+    assert message in answer.text
+    assert first_form(answer.text, answer.url)[1] == authorize_params()
+
+
+def test_client_without_redirect_uris_accepts_only_loopback_callbacks(lwa, http):
+    lwa.add_client("amzn1.application-oa2-client.loopback", "s3cret")
+    params = authorize_params(client_id="amzn1.application-oa2-client.loopback")
+    for uri, status in [
+        ("http://localhost:5000/cb", 200),
+        ("http://127.0.0.1:9/complete/amazon/", 200),
+        ("http://127.0.0.1.example.com/cb", 400),
+        ("https://app.example.com/cb", 400),
+    ]:
+        answer = http.get(lwa.authorize_url, params={**params, "redirect_uri": uri})
+        assert (uri, answer.status_code) == (uri, status)
+
+
+# --- refresh ---
+
+
+def test_refresh_grant_issues_a_new_access_token_and_keeps_the_refresh_token(lwa, http):
+    first = exchange(http, lwa, get_code(http, lwa)).json()
+    form = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    answer = http.post(f"{lwa.url}/auth/o2/token", data=form, auth=(CLIENT_ID, SECRET))
+    assert answer.status_code == 200
+    second = answer.json()
+    assert_lwa_tokens(second)
+    assert second["refresh_token"] == first["refresh_token"]
+    assert second["access_token"] != first["access_token"]
+    assert profile(http, lwa, second["access_token"]).json()["user_id"] == ADA
+    # The refresh token survives its use.
+    again = http.post(f"{lwa.url}/auth/o2/token", data=form, auth=(CLIENT_ID, SECRET))
+    assert again.status_code == 200
+
+
+def test_refresh_token_of_another_client_is_invalid_grant(lwa, http):
+    tokens = exchange(http, lwa, get_code(http, lwa)).json()
+    lwa.add_client(OTHER_APP, "other-secret")
+    answer = http.post(
+        f"{lwa.url}/auth/o2/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=(OTHER_APP, "other-secret"),
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_grant"
+
+
+# --- profile ---
+
+
+@pytest.mark.parametrize(
+    ("scope", "expected"),
+    [
+        ("profile", {"user_id": ADA, "name": "Ada Lovelace", "email": "ada@example.com"}),
+        ("profile:user_id", {"user_id": ADA}),
+        (
+            "profile postal_code",
+            {
+                "user_id": ADA,
+                "name": "Ada Lovelace",
+                "email": "ada@example.com",
+                "postal_code": "98101",
+            },
+        ),
+        ("profile:user_id postal_code", {"user_id": ADA, "postal_code": "98101"}),
+    ],
+)
+def test_profile_shape_follows_the_scope(lwa, http, scope, expected):
+    answer = profile(http, lwa, lwa.mint_token(CLIENT_ID, ADA, scope=scope))
+    assert answer.status_code == 200
+    assert answer.json() == expected
+
+
+def test_postal_code_is_left_out_when_the_identity_has_none(lwa, http):
+    lwa.add_identity(BOB, "Bob", "bob@example.com")
+    token = lwa.mint_token(CLIENT_ID, BOB, scope="profile postal_code")
+    assert profile(http, lwa, token).json() == {
+        "user_id": BOB,
+        "name": "Bob",
+        "email": "bob@example.com",
+    }
+
+
+def test_profile_reflects_the_identitys_current_data(lwa, http):
+    token = lwa.mint_token(CLIENT_ID, ADA)
+    assert profile(http, lwa, token).json()["email"] == "ada@example.com"
+    lwa.add_identity(ADA, "Ada King", "ada.king@example.com")
+    assert profile(http, lwa, token).json() == {
+        "user_id": ADA,
+        "name": "Ada King",
+        "email": "ada.king@example.com",
+    }
+
+
+def test_token_in_the_query_string_works_but_is_counted(lwa, http):
+    token = lwa.mint_token(CLIENT_ID, ADA)
+    assert profile(http, lwa, token).status_code == 200
+    assert lwa.stats()["token_in_query"] == 0
+    answer = http.get(f"{lwa.url}/user/profile", params={"access_token": token})
+    assert answer.status_code == 200
+    assert answer.json()["user_id"] == ADA
+    assert lwa.stats()["token_in_query"] == 1
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer "}, {"Authorization": "Basic YTpi"}]
+)
+def test_profile_without_a_token_is_invalid_request(lwa, http, headers):
+    answer = http.get(f"{lwa.url}/user/profile", headers=headers)
+    assert (answer.status_code, answer.json()) == (400, MISSING)
+
+
+def test_profile_with_an_unknown_token_is_invalid_token(lwa, http):
+    answer = profile(http, lwa, "Atza|not-a-real-token")
+    assert (answer.status_code, answer.json()) == (400, INVALID)
+
+
+def test_expired_tokens_are_invalid_token(lwa, http):
+    born_expired = lwa.mint_token(CLIENT_ID, ADA, expires_in=0)
+    assert profile(http, lwa, born_expired).json() == EXPIRED
+    assert profile(http, lwa, born_expired).status_code == 400
+
+    one, two = lwa.mint_token(CLIENT_ID, ADA), lwa.mint_token(OTHER_APP, ADA)
+    assert lwa.expire_tokens(access_token=one) == 1
+    assert (profile(http, lwa, one).status_code, profile(http, lwa, one).json()) == (400, EXPIRED)
+    assert profile(http, lwa, two).status_code == 200
+    assert lwa.expire_tokens(user_id=ADA) == 3
+    assert profile(http, lwa, two).json() == EXPIRED
+    assert tokeninfo(http, lwa, two).json() == EXPIRED
+
+
+# --- tokeninfo ---
+
+
+def test_tokeninfo_reports_the_audience_of_another_apps_token(lwa, http):
+    before = int(time.time())
+    token = lwa.mint_token(OTHER_APP, ADA)
+    after = int(time.time())
+    answer = tokeninfo(http, lwa, token)
+    assert answer.status_code == 200
+    info = answer.json()
+    assert set(info) == {"iss", "user_id", "aud", "app_id", "exp", "iat"}
+    assert (info["iss"], info["user_id"], info["aud"]) == ("https://www.amazon.com", ADA, OTHER_APP)
+    assert re.fullmatch(r"amzn1\.application\.[0-9a-f]{32}", info["app_id"])
+    assert 3500 < info["exp"] <= 3600
+    assert before <= info["iat"] <= after
+
+    # app_id is stable per client id and differs between clients.
+    again = tokeninfo(http, lwa, lwa.mint_token(OTHER_APP, ADA)).json()
+    ours = tokeninfo(http, lwa, lwa.mint_token(CLIENT_ID, ADA)).json()
+    assert again["app_id"] == info["app_id"] != ours["app_id"]
+    assert ours["aud"] == CLIENT_ID
+
+
+def test_tokeninfo_errors(lwa, http):
+    assert (tokeninfo(http, lwa, None).status_code, tokeninfo(http, lwa, None).json()) == (
+        400,
+        MISSING,
+    )
+    unknown = tokeninfo(http, lwa, "Atza|unknown")
+    assert (unknown.status_code, unknown.json()) == (400, INVALID)
+    expired = tokeninfo(http, lwa, lwa.mint_token(CLIENT_ID, ADA, expires_in=0))
+    assert (expired.status_code, expired.json()) == (400, EXPIRED)
+
+
+# --- faults ---
+
+
+def test_fault_answers_with_status_and_json_body(lwa, http):
+    token = lwa.mint_token(CLIENT_ID, ADA)
+    lwa.fault("profile", status=503, body={"error": "ServiceUnavailable"}, times=1)
+    answer = profile(http, lwa, token)
+    assert answer.status_code == 503
+    assert answer.headers["Content-Type"] == "application/json"
+    assert answer.json() == {"error": "ServiceUnavailable"}
+    assert profile(http, lwa, token).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("<html>Service Unavailable</html>", "text/plain; charset=utf-8"),
+        ('{"hand": "written"}', "application/json"),
+    ],
+)
+def test_fault_sends_a_string_body_verbatim(lwa, http, body, content_type):
+    lwa.fault("tokeninfo", status=200, body=body)
+    answer = tokeninfo(http, lwa, "Atza|anything")
+    assert (answer.status_code, answer.text) == (200, body)
+    assert answer.headers["Content-Type"] == content_type
+
+
+def test_fault_with_only_a_status_has_an_empty_body(lwa, http):
+    lwa.fault("token", status=500)
+    answer = http.post(f"{lwa.url}/auth/o2/token", data={"grant_type": "authorization_code"})
+    assert (answer.status_code, answer.text) == (500, "")
+
+
+def test_delay_fault_holds_the_real_answer(lwa, http):
+    token = lwa.mint_token(CLIENT_ID, ADA)
+    lwa.fault("profile", delay_ms=300, times=1)
+    started = time.monotonic()
+    answer = profile(http, lwa, token)
+    elapsed = time.monotonic() - started
+    assert elapsed >= 0.3
+    assert answer.status_code == 200
+    assert answer.json()["user_id"] == ADA
+
+
+@pytest.mark.parametrize("endpoint", ["authorize", "token", "profile", "tokeninfo"])
+def test_drop_fault_closes_the_connection_without_an_answer(lwa, http, endpoint):
+    lwa.fault(endpoint, drop=True, times=1)
+    request = {
+        "authorize": lambda: http.post(lwa.authorize_url, data=authorize_params()),
+        "token": lambda: http.post(f"{lwa.url}/auth/o2/token", data={"grant_type": "x"}),
+        "profile": lambda: profile(http, lwa, "Atza|x"),
+        "tokeninfo": lambda: tokeninfo(http, lwa, "Atza|x"),
+    }[endpoint]
+    with pytest.raises(requests.ConnectionError):
+        request()
+    # One drop only: the same session reconnects and gets the real answer.
+    assert request().status_code in (200, 400)
+    assert lwa.stats()["requests"][endpoint] == 2
+
+
+def test_faults_apply_in_order_and_times_is_respected(lwa, http):
+    lwa.fault("tokeninfo", status=500, body="first", times=2)
+    lwa.fault("tokeninfo", status=502, body="second", times=1)
+    answers = [tokeninfo(http, lwa, "Atza|x") for _ in range(4)]
+    assert [(a.status_code, a.text) for a in answers[:3]] == [
+        (500, "first"),
+        (500, "first"),
+        (502, "second"),
+    ]
+    assert (answers[3].status_code, answers[3].json()) == (400, INVALID)
+
+
+def test_fault_without_times_lasts_until_cleared(lwa, http):
+    lwa.fault("profile", status=429, body={"error": "throttled"})
+    lwa.fault("tokeninfo", status=500)
+    for _ in range(3):
+        assert profile(http, lwa, "Atza|x").status_code == 429
+    assert lwa.clear_faults() == 2
+    assert profile(http, lwa, "Atza|x").json() == INVALID
+    assert tokeninfo(http, lwa, "Atza|x").json() == INVALID
+
+
+def test_delete_faults_over_http(lwa, http):
+    lwa.fault("profile", status=500)
+    answer = http.delete(f"{lwa.url}/_emulator/faults")
+    assert (answer.status_code, answer.json()) == (200, {"cleared": 1})
+    assert profile(http, lwa, "Atza|x").status_code == 400
+
+
+def test_fault_registration_echoes_the_fault(lwa):
+    assert lwa.fault("token", status=400, body={"error": "invalid_grant"}, times=1) == {
+        "endpoint": "token",
+        "status": 400,
+        "body": {"error": "invalid_grant"},
+        "delay_ms": 0,
+        "drop": False,
+        "times": 1,
+    }
+
+
+# --- stats, keep-alive, reset ---
+
+
+def test_stats_count_connections_and_requests_per_endpoint(lwa, http):
+    token = lwa.mint_token(CLIENT_ID, ADA)
+    # The control client's own calls are not the app's connections.
+    assert lwa.stats() == {
+        "connections": 0,
+        "requests": {"authorize": 0, "token": 0, "profile": 0, "tokeninfo": 0},
+        "token_in_query": 0,
+    }
+    assert profile(http, lwa, token).status_code == 200
+    assert tokeninfo(http, lwa, token).status_code == 200
+    stats = lwa.stats()
+    assert stats["connections"] == 1
+    assert stats["requests"] == {"authorize": 0, "token": 0, "profile": 1, "tokeninfo": 1}
+
+    with requests.Session() as other:
+        profile(other, lwa, token)
+    assert lwa.stats()["connections"] == 2
+
+
+def test_connection_stays_usable_after_a_fault_left_the_body_unread(lwa, http):
+    lwa.fault("token", status=500, body="oops", times=1)
+    form = {"grant_type": "authorization_code", "code": "x" * 5000, "redirect_uri": CALLBACK}
+    assert http.post(f"{lwa.url}/auth/o2/token", data=form).status_code == 500
+    code = get_code(http, lwa)
+    assert exchange(http, lwa, code).status_code == 200
+    assert lwa.stats()["connections"] == 1
+
+
+def test_answers_keep_the_connection_alive(lwa):
+    with socket.create_connection(("127.0.0.1", lwa.server.port), timeout=5) as sock:
+        request = b"GET /auth/o2/tokeninfo HTTP/1.1\r\nHost: emulator\r\n\r\n"
+        sock.sendall(request + request)
+        received = b""
+        while received.count(b"HTTP/1.1 400") < 2:
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed the connection"
+            received += chunk
+    assert b"Connection: close" not in received
+    assert received.count(b"Content-Length:") == 2
+    assert lwa.stats()["connections"] == 1
+
+
+def test_reset_forgets_tokens_faults_and_counters_but_keeps_identities(lwa, http):
+    token = lwa.mint_token(CLIENT_ID, ADA)
+    lwa.fault("tokeninfo", status=500)
+    assert profile(http, lwa, token).status_code == 200
+    lwa.reset()
+    assert lwa.stats() == {
+        "connections": 0,
+        "requests": {"authorize": 0, "token": 0, "profile": 0, "tokeninfo": 0},
+        "token_in_query": 0,
+    }
+    assert profile(http, lwa, token).json() == INVALID
+    assert tokeninfo(http, lwa, "Atza|x").json() == INVALID
+    assert profile(http, lwa, lwa.mint_token(CLIENT_ID, ADA)).status_code == 200
+    assert exchange(http, lwa, get_code(http, lwa)).status_code == 200
+
+
+# --- control input validation ---
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("identities", {"user_id": "amzn1.account.lowercase", "name": "A", "email": "a@b.c"}),
+        ("identities", {"user_id": "A1", "name": "A", "email": "a@b.c"}),
+        ("identities", {"user_id": ADA, "email": "a@b.c"}),
+        ("identities", {"user_id": ADA, "name": "A", "email": "not-an-email"}),
+        ("identities", {"user_id": ADA, "name": "A", "email": "a@b.c", "nickname": "x"}),
+        ("identities", ["not", "an", "object"]),
+        ("clients", {"client_id": CLIENT_ID}),
+        ("clients", {"client_id": CLIENT_ID, "client_secret": "s", "redirect_uris": "x"}),
+        ("clients", {"client_id": CLIENT_ID, "client_secret": "s", "redirect_uris": ["/cb"]}),
+        ("tokens", {"client_id": CLIENT_ID, "user_id": BOB}),  # no such identity
+        ("tokens", {"client_id": CLIENT_ID, "user_id": ADA, "scope": "email"}),
+        ("tokens", {"client_id": CLIENT_ID, "user_id": ADA, "expires_in": -1}),
+        ("tokens", {"client_id": CLIENT_ID, "user_id": ADA, "expires_in": True}),
+        ("tokens", {"user_id": ADA}),
+        ("tokens/expire", {}),
+        ("tokens/expire", {"access_token": "Atza|x", "user_id": ADA}),
+        ("faults", {"endpoint": "userinfo", "status": 500}),
+        ("faults", {"endpoint": "profile"}),
+        ("faults", {"endpoint": "profile", "drop": True, "status": 500}),
+        ("faults", {"endpoint": "profile", "status": 99}),
+        ("faults", {"endpoint": "profile", "status": 500, "times": 0}),
+        ("faults", {"endpoint": "profile", "delay_ms": -5}),
+        ("faults", {"endpoint": "profile", "drop": "yes"}),
+    ],
+)
+def test_control_rejects_bad_input(lwa, http, path, body):
+    answer = http.post(f"{lwa.url}/_emulator/{path}", json=body)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_request"
+    assert isinstance(answer.json()["message"], str) and answer.json()["message"]
+
+
+@pytest.mark.parametrize("path", ["identities", "clients", "tokens", "faults"])
+def test_control_rejects_a_non_json_body(lwa, http, path):
+    answer = http.post(
+        f"{lwa.url}/_emulator/{path}", data="user_id=x", headers={"Content-Type": "text/plain"}
+    )
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {"error": "invalid_request", "message": "the body must be a JSON object"},
+    )
+
+
+def test_client_raises_a_clear_error_when_a_control_call_fails(lwa):
+    with pytest.raises(EmulatorControlError, match=r"/_emulator/identities -> 400: 'user_id'"):
+        lwa.add_identity("ada", "Ada", "ada@example.com")
+    unreachable = LWAEmulator("http://127.0.0.1:9", timeout=1)
+    with pytest.raises(EmulatorControlError, match="unreachable"):
+        unreachable.stats()
+    unreachable.close()
+
+
+def test_client_returns_public_records_never_the_secret(lwa):
+    record = lwa.add_client(OTHER_APP, "top-secret", redirect_uris=[CALLBACK])
+    assert record == {
+        "client_id": OTHER_APP,
+        "redirect_uris": [CALLBACK],
+        "app_id": record["app_id"],
+    }
+    assert lwa.add_identity(BOB, "Bob", "bob@example.com") == {
+        "user_id": BOB,
+        "name": "Bob",
+        "email": "bob@example.com",
+        "postal_code": None,
+    }
+
+
+# --- app factory, server, logs, command line ---
+
+
+def test_create_app_seeds_and_the_server_closes_its_connections():
+    app = create_app(
+        identities=[{"user_id": ADA, "name": "Ada", "email": "ada@example.com"}],
+        clients=[{"client_id": CLIENT_ID, "client_secret": SECRET, "redirect_uris": [CALLBACK]}],
+    )
+    with requests.Session() as http:
+        with EmulatorServer(app) as server:
+            assert server.url == f"http://127.0.0.1:{server.port}"
+            with LWAEmulator(server.url) as lwa:
+                assert exchange(http, lwa, get_code(http, lwa)).status_code == 200
+        # The session still holds its kept-alive connection: shutdown closed
+        # it, so nothing answers on it any more.
+        with pytest.raises(requests.ConnectionError):
+            http.get(f"{server.url}/auth/o2/tokeninfo", timeout=2)
+
+
+def test_create_app_rejects_invalid_seeds():
+    with pytest.raises(ValueError, match="user_id"):
+        create_app(identities=[{"user_id": "nope", "name": "A", "email": "a@b.c"}])
+
+
+def test_no_token_or_secret_reaches_the_logs(lwa, http, caplog):
+    with caplog.at_level("DEBUG"):
+        tokens = exchange(http, lwa, get_code(http, lwa)).json()
+        http.post(
+            f"{lwa.url}/auth/o2/token",
+            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+            auth=(CLIENT_ID, SECRET),
+        )
+        tokeninfo(http, lwa, tokens["access_token"])
+    # urllib3 is the test's own HTTP client logging its URLs; the rest is the emulator.
+    emulator_logs = [r.getMessage() for r in caplog.records if not r.name.startswith("urllib3")]
+    assert any("Issue token" in line for line in emulator_logs)
+    text = "\n".join(emulator_logs)
+    assert "Atza|" not in text and "Atzr|" not in text and SECRET not in text
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
+    assert process.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            raise AssertionError(f"no output within {timeout} s")
+    return process.stdout.readline().strip()
+
+
+def test_command_serves_a_real_authorization_code_exchange():
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "social_amazon_link.emulator",
+            "--port",
+            str(port),
+            "--client",
+            f"{CLIENT_ID}:{SECRET}:{CALLBACK}",
+            "--identity",
+            f"{ADA}:Ada Lovelace:ada@example.com",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = _read_line(process, timeout=15)
+        assert line == f"LWA emulator listening on http://127.0.0.1:{port}"
+        lwa_url = line.rsplit(" ", 1)[1]
+        with requests.Session() as http:
+            page = http.get(f"{lwa_url}/ap/oa", params=authorize_params(), timeout=5)
+            action, fields, radios = first_form(page.text, page.url)
+            assert radios["user_id"] == [ADA]
+            consented = http.post(
+                action,
+                data={**fields, "user_id": ADA, "decision": "allow"},
+                allow_redirects=False,
+                timeout=5,
+            )
+            code = callback_query(consented)["code"][0]
+            tokens = http.post(
+                f"{lwa_url}/auth/o2/token",
+                data={"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK},
+                auth=(CLIENT_ID, SECRET),
+                timeout=5,
+            ).json()
+            assert_lwa_tokens(tokens)
+            me = http.get(
+                f"{lwa_url}/user/profile",
+                headers={"Authorization": f"Bearer {tokens['access_token']}"},
+                timeout=5,
+            )
+            assert me.json() == {"user_id": ADA, "name": "Ada Lovelace", "email": "ada@example.com"}
+    finally:
+        process.terminate()
+        try:
+            returncode = process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
+        stderr = process.stderr.read() if process.stderr else ""
+        process.stdout and process.stdout.close()
+        process.stderr and process.stderr.close()
+    assert returncode == 0, stderr
+    assert "Atza|" not in stderr
