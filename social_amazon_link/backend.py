@@ -22,6 +22,7 @@ from .errors import (
     ClientMisconfigured,
 )
 from .lwa import REGIONS, LWAClient, Region, client_for
+from .sealing import unseal
 
 __all__ = ["AmazonOAuth2"]
 
@@ -181,6 +182,33 @@ class AmazonOAuth2(BaseOAuth2[Any]):
                 )
             profile = self.lwa.verified_profile(access_token, client_id=key)
         return profile.as_dict()
+
+    def extra_data(
+        self,
+        user: Any,
+        uid: str,
+        response: dict[str, Any],
+        details: dict[str, Any],
+        pipeline_kwargs: dict[str, Any],
+    ) -> dict[str, Any]:
+        """What the link's ``extra_data`` keeps: tokens only with ``STORE_TOKENS``.
+
+        A login needs no Amazon token once the profile is fetched, so by
+        default none is stored (social-core's backend stored both). With
+        ``STORE_TOKENS = True`` the tokens that ``pipelines.fetch_profile``
+        sealed are opened and stored as social-core stored them, for apps
+        that call Amazon's APIs on the person's behalf.
+        """
+        response = dict(response)
+        sealed = pipeline_kwargs.get("amazon_sealed_tokens")
+        if self.setting("STORE_TOKENS", False) and isinstance(sealed, str):
+            _key, secret = self.get_key_and_secret()
+            response.update(unseal(secret, sealed) or {})
+        data = super().extra_data(user, uid, response, details, pipeline_kwargs)
+        if not self.setting("STORE_TOKENS", False):
+            for key in ("access_token", "refresh_token", "token_type"):
+                data.pop(key, None)
+        return data
 
     def get_user_details(self, response: dict[str, Any]) -> dict[str, Any]:
         """Return user details from the Amazon profile."""

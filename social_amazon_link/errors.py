@@ -39,8 +39,11 @@ __all__ = [
     "InvalidPartial",
     "InvalidRequest",
     "InvalidToken",
+    "PasswordUnavailable",
+    "RegistrationInvalid",
     "TooManyAttempts",
     "WrongAudience",
+    "WrongCode",
     "WrongPassword",
     "error_status",
 ]
@@ -88,6 +91,19 @@ class InvalidRequest(AmazonError, AuthInputError):
 
     def as_json(self) -> dict[str, Any]:
         return {"error": self.code, "message": self.detail or self.message}
+
+
+class RegistrationInvalid(InvalidRequest):
+    """The registration form has fields to correct; ``fields`` maps each to why."""
+
+    message = "Some fields need your attention."
+
+    def __init__(self, *details: object, fields: dict[str, str], **kw: Any) -> None:
+        super().__init__(*details, **kw)
+        self.fields = fields
+
+    def as_json(self) -> dict[str, Any]:
+        return {**super().as_json(), "fields": self.fields}
 
 
 class InvalidToken(AmazonError, AuthCredentialError):
@@ -167,6 +183,24 @@ class WrongPassword(AmazonError, AuthPolicyError):
 
     def as_json(self) -> dict[str, Any]:
         return {"error": self.code, "attempts_left": self.attempts_left}
+
+
+class WrongCode(WrongPassword):
+    """The one-time code given to link an account without a password was wrong."""
+
+    code_name = "wrong_code"
+    message = "That code is not right, or it has expired."
+
+
+class PasswordUnavailable(AmazonError, AuthPolicyError):
+    """The matching account has no password, and no code can be sent to prove ownership."""
+
+    code_name = "password_unavailable"
+    http_status = 409
+    message = (
+        "An account with this email exists but has no password to confirm the link. "
+        "Sign in to it another way, then connect Amazon from your account page."
+    )
 
 
 class TooManyAttempts(AmazonError, AuthPolicyError):

@@ -18,6 +18,7 @@ Writes commit at once, as social-core expects (it relies on a unique
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,14 +40,20 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    and_,
+    case,
     delete,
     func,
     inspect,
+    or_,
     select,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import Session, backref, mapped_column, relationship, scoped_session
+
+from .accounts import has_usable_password
 
 __all__ = [
     "SQLAlchemyStorage",
@@ -217,7 +224,7 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
         cls, user: Any, backend_name: str, association_id: Any = None
     ) -> bool:
         """Only when the user keeps a way to sign in: a password or another link."""
-        if _has_usable_password(user):
+        if has_usable_password(user):
             return True
         links = cls.get_social_auth_for_user(user)
         if association_id is not None:
@@ -235,13 +242,6 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
         except Exception:
             session.rollback()
             raise
-
-
-def _has_usable_password(user: Any) -> bool:
-    check = getattr(user, "has_usable_password", None)
-    if callable(check):
-        return bool(check())
-    return bool(getattr(user, "password_hash", None) or getattr(user, "password", None))
 
 
 class SQLAlchemyNonce(_Saved, NonceMixin):
@@ -348,6 +348,128 @@ class SQLAlchemyPartial(_Saved, PartialMixin):
             raise
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """The answer of :meth:`SQLAlchemyPasswordAttempts.reserve`."""
+
+    allowed: bool
+    #: Failures counted so far, this try included (provisionally: a right
+    #: password clears them).
+    failures: int
+    #: Seconds until the lock ends, when not allowed.
+    retry_after: int = 0
+
+
+class SQLAlchemyPasswordAttempts:
+    """Wrong-password counters per local account, shared by every app process.
+
+    A try is *reserved* before the password is checked, by one conditional
+    ``UPDATE``: however many requests race, at most ``max_attempts`` of them
+    get to check a password before the lock.
+    """
+
+    @classmethod
+    def reserve(
+        cls, user_id: Any, *, max_attempts: int, lockout_seconds: int, now: int | None = None
+    ) -> Reservation:
+        session = _session()
+        now = int(time.time()) if now is None else now
+        table = cls.__table__
+        row = table.c.user_id == user_id
+        try:
+            if session.get(cls, user_id) is None:
+                try:
+                    session.add(cls(user_id=user_id, failures=0, last_failure_at=0, locked_until=0))
+                    session.commit()
+                except IntegrityError:
+                    session.rollback()  # another request created it first
+            # A lock that has run out, or failures older than the window,
+            # start the count again.
+            session.execute(
+                update(table)
+                .where(
+                    row,
+                    or_(
+                        and_(table.c.locked_until > 0, table.c.locked_until <= now),
+                        and_(
+                            table.c.locked_until == 0,
+                            table.c.last_failure_at <= now - lockout_seconds,
+                        ),
+                    ),
+                )
+                .values(failures=0, locked_until=0)
+            )
+            # In SET, "failures" is the value before this update.
+            failures = session.execute(
+                update(table)
+                .where(row, table.c.failures < max_attempts)
+                .values(
+                    failures=table.c.failures + 1,
+                    last_failure_at=now,
+                    locked_until=case(
+                        (table.c.failures + 1 >= max_attempts, now + lockout_seconds), else_=0
+                    ),
+                )
+                .returning(table.c.failures)
+            ).scalar()
+            locked_until = (
+                None
+                if failures is not None
+                else session.execute(select(table.c.locked_until).where(row)).scalar()
+            )
+            session.commit()
+        except Exception:
+            session.rollback()
+            raise
+        if failures is not None:
+            return Reservation(allowed=True, failures=int(failures))
+        return Reservation(
+            allowed=False, failures=max_attempts, retry_after=max(1, int(locked_until or 0) - now)
+        )
+
+    @classmethod
+    def clear(cls, user_id: Any) -> None:
+        """A right password: forget the failures."""
+        session = _session()
+        try:
+            session.execute(
+                update(cls.__table__)
+                .where(cls.__table__.c.user_id == user_id)
+                .values(failures=0, locked_until=0)
+            )
+            session.commit()
+        except Exception:
+            session.rollback()
+            raise
+
+    @classmethod
+    def failures_of(cls, user_id: Any) -> int:
+        row = _session().get(cls, user_id)
+        return int(row.failures) if row is not None else 0
+
+
+class SQLAlchemyLinkEvent:
+    """Security events of the linking flow, for the app to read and show."""
+
+    @classmethod
+    def record(
+        cls, event: str, *, user_id: Any, amazon_user_id: str | None, detail: str = ""
+    ) -> None:
+        _commit(
+            cls(event=event, user_id=user_id, amazon_user_id=amazon_user_id, detail=detail[:200])
+        )
+
+    @classmethod
+    def for_user(cls, user_id: Any, limit: int = 20) -> list[Any]:
+        query = (
+            select(cls)
+            .where(cls.user_id == user_id)
+            .order_by(cls.created.desc(), cls.id.desc())
+            .limit(limit)
+        )
+        return list(_session().scalars(query))
+
+
 class SQLAlchemyStorage(BaseStorage):
     """The storage social-core uses; its models are set by :func:`use_models`."""
 
@@ -356,6 +478,9 @@ class SQLAlchemyStorage(BaseStorage):
     association: ClassVar[type[Any]] = SQLAlchemyAssociation
     code: ClassVar[type[Any]] = SQLAlchemyCode
     partial: ClassVar[type[Any]] = SQLAlchemyPartial
+    #: Beyond social-core's contract: the state the linking steps keep.
+    link_attempts: ClassVar[type[Any]] = SQLAlchemyPasswordAttempts
+    link_events: ClassVar[type[Any]] = SQLAlchemyLinkEvent
 
     @classmethod
     def is_integrity_error(cls, exception: BaseException) -> bool:
@@ -371,6 +496,8 @@ class SocialModels:
     association: type[Any]
     code: type[Any]
     partial: type[Any]
+    link_attempts: type[Any]
+    link_events: type[Any]
 
 
 _models_by_user_model: dict[type[Any], SocialModels] = {}
@@ -450,7 +577,28 @@ def _build_models(user_model: type[Any]) -> SocialModels:
         backend = mapped_column(String(32), nullable=False)
         timestamp = mapped_column(DateTime(timezone=True), nullable=False, default=_now)
 
-    return SocialModels(UserSocialAuth, Nonce, Association, Code, Partial)
+    @registry.mapped
+    class PasswordAttempts(SQLAlchemyPasswordAttempts):
+        __tablename__ = "amazon_link_password_attempts"
+        user_id = mapped_column(ForeignKey(user_pk, ondelete="CASCADE"), primary_key=True)
+        failures = mapped_column(Integer, nullable=False, default=0)
+        # Epoch seconds: compared inside UPDATE statements on every database.
+        last_failure_at = mapped_column(Integer, nullable=False, default=0)
+        locked_until = mapped_column(Integer, nullable=False, default=0)
+
+    @registry.mapped
+    class LinkEvent(SQLAlchemyLinkEvent):
+        __tablename__ = "amazon_link_events"
+        id = mapped_column(Integer, primary_key=True)
+        user_id = mapped_column(ForeignKey(user_pk, ondelete="SET NULL"), nullable=True, index=True)
+        event = mapped_column(String(32), nullable=False)
+        amazon_user_id = mapped_column(String(255), nullable=True)
+        detail = mapped_column(String(200), nullable=False, default="")
+        created = mapped_column(DateTime(timezone=True), nullable=False, default=_now)
+
+    return SocialModels(
+        UserSocialAuth, Nonce, Association, Code, Partial, PasswordAttempts, LinkEvent
+    )
 
 
 def models_for(user_model: type[Any]) -> SocialModels:
@@ -468,3 +616,5 @@ def use_models(storage: type[SQLAlchemyStorage], models: SocialModels) -> None:
     storage.association = models.association
     storage.code = models.code
     storage.partial = models.partial
+    storage.link_attempts = models.link_attempts
+    storage.link_events = models.link_events

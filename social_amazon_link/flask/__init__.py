@@ -14,14 +14,18 @@ import logging
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Flask, current_app, g, redirect, render_template
+from flask import Flask, current_app, g, redirect, render_template
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from social_core.exceptions import SocialAuthBaseException
 from sqlalchemy.orm import Session, scoped_session
 
+from pipelines import AMAZON_DISCONNECT_PIPELINE, AMAZON_PIPELINE
+
 from ..errors import AmazonError, error_status
+from .csrf import csrf_token
 from .storage import init_social
+from .views import bp as link_views
 
 __all__ = ["init_app", "init_social"]
 
@@ -31,12 +35,9 @@ DEFAULT_SETTINGS = {
     "SOCIAL_AUTH_STRATEGY": "social_amazon_link.flask.strategy.FlaskStrategy",
     "SOCIAL_AUTH_STORAGE": "social_amazon_link.flask.storage.FlaskStorage",
     "SOCIAL_AUTH_AUTHENTICATION_BACKENDS": ("social_amazon_link.backend.AmazonOAuth2",),
+    "SOCIAL_AUTH_AMAZON_PIPELINE": AMAZON_PIPELINE,
+    "SOCIAL_AUTH_AMAZON_DISCONNECT_PIPELINE": AMAZON_DISCONNECT_PIPELINE,
 }
-
-
-# No views: it makes this package's templates (error page, prompts) findable
-# by name and overridable by the app's own templates folder.
-templates = Blueprint("social_amazon_link", __name__, template_folder="templates")
 
 
 def init_app(
@@ -55,8 +56,9 @@ def init_app(
     init_social(app, session, user_model)
     if social_auth.name not in app.blueprints:
         app.register_blueprint(social_auth)
-    if templates.name not in app.blueprints:
-        app.register_blueprint(templates)
+    if link_views.name not in app.blueprints:
+        app.register_blueprint(link_views)
+    app.jinja_env.globals.setdefault("amazon_link_csrf_token", csrf_token)
 
     @app.before_request
     def _expose_user() -> None:

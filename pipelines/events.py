@@ -1,0 +1,76 @@
+"""Security events of the linking flow, recorded for the app to read.
+
+Each event names the local user (when there is one), the Amazon user_id and a
+short detail; never a password, a code or a token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from social_core.exceptions import AuthConfigurationError
+
+__all__ = [
+    "EMAIL_SYNC_SKIPPED",
+    "EMAIL_UPDATED",
+    "LINKED",
+    "LINK_REFUSED",
+    "LOCKED_OUT",
+    "UNLINKED",
+    "WRONG_PASSWORD",
+    "record",
+    "record_link",
+    "record_unlink",
+]
+
+LINKED = "linked"
+LINK_REFUSED = "link_refused"
+WRONG_PASSWORD = "wrong_password"
+LOCKED_OUT = "locked_out"
+EMAIL_UPDATED = "email_updated"
+EMAIL_SYNC_SKIPPED = "email_sync_skipped"
+UNLINKED = "unlinked"
+
+
+def record(
+    backend: Any, event: str, *, user: Any, amazon_user_id: str | None, detail: str = ""
+) -> None:
+    """Write one event through the storage's ``link_events``."""
+    events = getattr(backend.strategy.storage, "link_events", None)
+    if events is None:
+        raise AuthConfigurationError(
+            backend,
+            "the storage keeps no link events (use social_amazon_link's storage)",
+            code="invalid_setting",
+            parameter="STORAGE",
+            stage="pipeline",
+        )
+    events.record(
+        event,
+        user_id=getattr(user, "id", None),
+        amazon_user_id=amazon_user_id,
+        detail=detail,
+    )
+
+
+def record_link(
+    backend: Any,
+    uid: str,
+    *args: Any,
+    user: Any = None,
+    new_association: bool = False,
+    is_new: bool = False,
+    link_method: str | None = None,
+    **kwargs: Any,
+) -> None:
+    """Record the link that ``associate_user`` just wrote, and how it was earned."""
+    if user is None or not new_association:
+        return
+    method = link_method or ("new_account" if is_new else "signed_in")
+    record(backend, LINKED, user=user, amazon_user_id=uid, detail=method)
+
+
+def record_unlink(backend: Any, user: Any, *args: Any, entries: Any = (), **kwargs: Any) -> None:
+    """Disconnect pipeline: record each Amazon link that was removed."""
+    for entry in entries or ():
+        record(backend, UNLINKED, user=user, amazon_user_id=entry.uid)

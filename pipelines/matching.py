@@ -1,0 +1,197 @@
+"""Rules 3 and 4: find the local account an Amazon identity belongs to.
+
+3. The Amazon ``user_id`` is already linked: that account signs in.
+4. It is not, but local accounts have the same email: the person proves they
+   own one (its local password, or a one-time code sent to its email) before
+   the two are linked. Never on the email alone: Amazon does not say whether
+   an email was verified.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from social_core.exceptions import AuthAssociationError
+from social_core.pipeline.social_auth import social_user
+
+from social_amazon_link.accounts import has_usable_password, password_checker
+from social_amazon_link.errors import (
+    IdentityInUse,
+    InvalidRequest,
+    PasswordUnavailable,
+    TooManyAttempts,
+    WrongCode,
+    WrongPassword,
+)
+
+from .events import LINK_REFUSED, LOCKED_OUT, WRONG_PASSWORD, record
+from .pause import PROMPT_KEY, pause, resumed_prompt
+
+__all__ = ["match_by_email_require_password", "match_by_uid"]
+
+DEFAULT_PASSWORD_URL = "/link/amazon/password"
+
+
+def match_by_uid(
+    backend: Any, uid: str, *args: Any, user: Any = None, **kwargs: Any
+) -> dict[str, Any]:
+    """The Amazon user_id is linked already: that user signs in.
+
+    A signed-in user connecting an Amazon account that is linked to someone
+    else gets ``identity_in_use``, and nothing changes. Rows written by
+    social-core's own Amazon backend (no ``id_key``) are found and re-keyed.
+    """
+    try:
+        return social_user(backend, uid, user, *args, **kwargs)  # type: ignore[no-any-return]
+    except AuthAssociationError as error:
+        if error.code != "identity_in_use":
+            raise
+        record(backend, LINK_REFUSED, user=user, amazon_user_id=uid, detail="identity_in_use")
+        raise IdentityInUse(backend=backend, stage="pipeline") from error
+
+
+def match_by_email_require_password(
+    strategy: Any,
+    backend: Any,
+    pipeline_index: int,
+    details: dict[str, Any],
+    *args: Any,
+    user: Any = None,
+    uid: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Local accounts have this email: link only after the person proves ownership.
+
+    Security-sensitive. Amazon gives no email-verified flag, so anyone can
+    put any address on an Amazon account; linking on the email alone would
+    hand that account over. This step pauses the pipeline and asks for the
+    local account's password (``LINK_PASSWORD_URL``, the username too when
+    several accounts share the email) and links only when
+    ``LINK_PASSWORD_CHECKER`` accepts it.
+
+    Wrong passwords are counted per local account in the database; after
+    ``LINK_MAX_PASSWORD_ATTEMPTS`` the account is locked for this flow for
+    ``LINK_LOCKOUT_SECONDS`` (``too_many_attempts``, even with the right
+    password). A try is reserved before the password is checked, so
+    concurrent requests cannot exceed the limit.
+
+    An account with no usable password proves ownership with a one-time code
+    sent to its email through social-core's ``EMAIL_VALIDATION_FUNCTION``;
+    without one the link is refused (``password_unavailable``).
+    """
+    if user is not None:
+        return None
+    email = details.get("email")
+    candidates = list(backend.strategy.storage.user.get_users_by_email(email)) if email else []
+    if not candidates:
+        return None
+
+    answer = strategy.request_data()
+    prompt = resumed_prompt(backend, kwargs, "password") or resumed_prompt(
+        backend, kwargs, "email_code"
+    )
+    if prompt is None:
+        return _ask(backend, pipeline_index, details, candidates, dict(kwargs, uid=uid))
+
+    if prompt["kind"] == "email_code":
+        account = candidates[0] if len(candidates) == 1 else None
+        if account is None or has_usable_password(account):
+            # The accounts changed since the code was sent: start over.
+            return _ask(backend, pipeline_index, details, candidates, dict(kwargs, uid=uid))
+        code = str(answer.get("code") or "").strip()
+        if not code:
+            raise InvalidRequest("Enter the code we emailed you.", backend=backend)
+        tried = _reserve_try(backend, account, uid)
+        if not strategy.validate_email(account.email, code):
+            _wrong(backend, account, uid, tried.failures, WrongCode)
+        method = "email_code"
+    else:
+        account = _chosen_account(backend, candidates, answer, uid)
+        if not has_usable_password(account):
+            record(backend, LINK_REFUSED, user=account, amazon_user_id=uid, detail="no_password")
+            raise PasswordUnavailable(backend=backend, stage="pipeline")
+        password = answer.get("password")
+        if not isinstance(password, str) or not password:
+            raise InvalidRequest("Enter your password.", backend=backend)
+        tried = _reserve_try(backend, account, uid)
+        if not password_checker(backend)(account, password):
+            _wrong(backend, account, uid, tried.failures, WrongPassword)
+        method = "password"
+
+    backend.strategy.storage.link_attempts.clear(account.id)
+    return {"user": account, "is_new": False, "link_method": method, PROMPT_KEY: None}
+
+
+def _ask(
+    backend: Any,
+    pipeline_index: int,
+    details: dict[str, Any],
+    candidates: list[Any],
+    kwargs: dict[str, Any],
+) -> Any:
+    url = backend.setting("LINK_PASSWORD_URL", DEFAULT_PASSWORD_URL)
+    email = details["email"]
+    kwargs = dict(kwargs, details=details)
+    if len(candidates) == 1 and not has_usable_password(candidates[0]):
+        if not backend.setting("EMAIL_VALIDATION_FUNCTION"):
+            record(
+                backend,
+                LINK_REFUSED,
+                user=candidates[0],
+                amazon_user_id=kwargs.get("uid"),
+                detail="no_password",
+            )
+            raise PasswordUnavailable(backend=backend, stage="pipeline")
+        account_email = candidates[0].email
+        return pause(
+            backend,
+            pipeline_index,
+            url,
+            {"kind": "email_code", "email": email},
+            kwargs,
+            on_token=lambda token: backend.strategy.send_email_validation(
+                backend, account_email, token
+            ),
+        )
+    prompt = {"kind": "password", "email": email, "choose_account": len(candidates) > 1}
+    return pause(backend, pipeline_index, url, prompt, kwargs)
+
+
+def _chosen_account(backend: Any, candidates: list[Any], answer: dict[str, Any], uid: Any) -> Any:
+    if len(candidates) == 1:
+        return candidates[0]
+    username = str(answer.get("username") or "").strip().lower()
+    if not username:
+        raise InvalidRequest("Enter the username of the account to link.", backend=backend)
+    for account in candidates:
+        if str(account.username).lower() == username:
+            return account
+    # Not one of the accounts with this email. Say no more than for a wrong
+    # password, and count nothing: no account was tried.
+    raise WrongPassword(backend=backend, attempts_left=_max_attempts(backend), stage="pipeline")
+
+
+def _max_attempts(backend: Any) -> int:
+    return int(backend.setting("LINK_MAX_PASSWORD_ATTEMPTS", 5))
+
+
+def _reserve_try(backend: Any, account: Any, uid: Any) -> Any:
+    reservation = backend.strategy.storage.link_attempts.reserve(
+        account.id,
+        max_attempts=_max_attempts(backend),
+        lockout_seconds=int(backend.setting("LINK_LOCKOUT_SECONDS", 900)),
+    )
+    if not reservation.allowed:
+        record(backend, LOCKED_OUT, user=account, amazon_user_id=uid)
+        raise TooManyAttempts(
+            backend=backend, retry_after=reservation.retry_after, stage="pipeline"
+        )
+    return reservation
+
+
+def _wrong(backend: Any, account: Any, uid: Any, failures: int, error: type[WrongPassword]) -> None:
+    left = max(0, _max_attempts(backend) - failures)
+    record(backend, WRONG_PASSWORD, user=account, amazon_user_id=uid, detail=error.code_name)
+    if left == 0:
+        record(backend, LOCKED_OUT, user=account, amazon_user_id=uid)
+    raise error(backend=backend, attempts_left=left, stage="pipeline")

@@ -1,0 +1,84 @@
+"""Pausing the pipeline to ask the person something, and resuming it safely.
+
+social-core's ``partial`` decorator stores the request that led to the pause,
+and pauses again with the *answer's* request data when a step asks twice; an
+answer here is a password or a one-time code, which must never be written to
+the database. These helpers store a pause with no request data, mark which
+prompt it waits for, and time it out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from social_core.pipeline.utils import partial_prepare
+from social_core.utils import PARTIAL_TOKEN_SESSION_NAME, url_add_parameters
+
+from social_amazon_link.errors import InvalidPartial
+
+__all__ = ["PROMPT_KEY", "pause", "prompt_expired", "prompt_of", "resumed_prompt"]
+
+#: The pipeline keyword that says which prompt a paused sign-in waits for.
+PROMPT_KEY = "amazon_link_prompt"
+#: How long a person has to answer a prompt (setting ``LINK_PROMPT_MAX_AGE``).
+DEFAULT_MAX_AGE = 15 * 60
+
+_PIPELINE_ARGS = ("strategy", "backend", "pipeline_index", "user", "social")
+
+
+def pause(
+    backend: Any,
+    pipeline_index: int,
+    url: str,
+    prompt: dict[str, Any],
+    kwargs: dict[str, Any],
+    *,
+    on_token: Callable[[str], None] | None = None,
+) -> Any:
+    """Store the paused pipeline and redirect to ``url?partial_token=...``.
+
+    ``prompt`` (kind and what the page needs to show) travels in the partial's
+    keywords, so the view, the JSON API and the step itself read the same thing.
+    """
+    strategy = backend.strategy
+    prompt = {**prompt, "paused_at": int(time.time())}
+    rest = {k: v for k, v in kwargs.items() if k not in _PIPELINE_ARGS}
+    rest[PROMPT_KEY] = prompt
+    partial = partial_prepare(
+        strategy,
+        backend,
+        pipeline_index,
+        kwargs.get("user"),
+        kwargs.get("social"),
+        **rest,
+    )
+    partial.data["request_data"] = {}
+    strategy.storage.partial.store(partial)
+    strategy.session_set(PARTIAL_TOKEN_SESSION_NAME, partial.token)
+    if on_token is not None:
+        on_token(partial.token)
+    return strategy.redirect(url_add_parameters(url, {"partial_token": partial.token}))
+
+
+def prompt_of(partial: Any) -> dict[str, Any] | None:
+    """The prompt a stored partial waits for, or None."""
+    prompt = partial.kwargs.get(PROMPT_KEY) if partial is not None else None
+    return prompt if isinstance(prompt, dict) else None
+
+
+def prompt_expired(backend: Any, prompt: dict[str, Any]) -> bool:
+    """Whether the person took longer than ``LINK_PROMPT_MAX_AGE`` to answer."""
+    max_age = int(backend.setting("LINK_PROMPT_MAX_AGE", DEFAULT_MAX_AGE))
+    return time.time() - float(prompt.get("paused_at", 0)) > max_age
+
+
+def resumed_prompt(backend: Any, kwargs: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    """The prompt of ``kind`` this step is being resumed with, checked for age."""
+    prompt = kwargs.get(PROMPT_KEY)
+    if not isinstance(prompt, dict) or prompt.get("kind") != kind:
+        return None
+    if prompt_expired(backend, prompt):
+        raise InvalidPartial(backend=backend, reason="expired", stage="pipeline")
+    return prompt

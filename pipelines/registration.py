@@ -1,0 +1,106 @@
+"""Rule 5: no account matched, so a new one is made, asking for what is missing."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from social_amazon_link.errors import RegistrationInvalid
+
+from .pause import PROMPT_KEY, pause, resumed_prompt
+
+__all__ = ["prefill_registration", "validate_registration"]
+
+DEFAULT_REGISTRATION_URL = "/link/amazon/register"
+DEFAULT_REQUIRED_FIELDS = ("username", "email")
+#: Fields the prefilled form offers, required or not.
+FORM_FIELDS = ("username", "email", "name")
+
+_USERNAME = re.compile(r"[A-Za-z0-9_.@+-]+")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _prefill(backend: Any, details: dict[str, Any], response: dict[str, Any]) -> dict[str, str]:
+    storage = backend.strategy.storage.user
+    name = (response.get("name") or details.get("fullname") or "").strip()
+    username = storage.clean_username(name)[: storage.username_max_length()] if name else ""
+    return {"username": username, "email": (details.get("email") or "").strip(), "name": name}
+
+
+def validate_registration(
+    backend: Any, values: dict[str, str], required: list[str]
+) -> dict[str, str]:
+    """Field errors of a new account's values (empty when it can be created)."""
+    storage = backend.strategy.storage.user
+    errors: dict[str, str] = {}
+    username, email = values.get("username", ""), values.get("email", "")
+    if username:
+        max_length = storage.username_max_length()
+        if len(username) < 3 or len(username) > max_length:
+            errors["username"] = f"Use 3 to {max_length} characters."
+        elif not _USERNAME.fullmatch(username):
+            errors["username"] = "Use letters, digits and . _ - + @ only."
+        elif storage.user_exists(username=username):
+            errors["username"] = "This username is taken."
+    if email:
+        if len(email) > 254 or not _EMAIL.fullmatch(email):
+            errors["email"] = "Enter a valid email address."
+        elif list(storage.get_users_by_email(email)):
+            errors["email"] = "An account already uses this email."
+    for field in required:
+        if not values.get(field) and field not in errors:
+            errors[field] = "Required."
+    return errors
+
+
+def prefill_registration(
+    strategy: Any,
+    backend: Any,
+    pipeline_index: int,
+    details: dict[str, Any],
+    *args: Any,
+    user: Any = None,
+    response: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """No account matched: create one directly, or ask first when something is missing.
+
+    The new account's ``LINK_REQUIRED_FIELDS`` (default username and email)
+    come from the Amazon profile: the name, cleaned, as the username, and the
+    email. When one is missing, invalid or taken (the username of an existing
+    account, say), the pipeline pauses on ``LINK_REGISTRATION_URL``, a form
+    prefilled from the profile; its answer is validated here, on the server,
+    and the sign-in resumes. The account is created by social-core's
+    ``create_user`` from the values this step returns.
+    """
+    if user is not None:
+        return None
+    required = list(backend.setting("LINK_REQUIRED_FIELDS", DEFAULT_REQUIRED_FIELDS))
+    fields = list(dict.fromkeys([*FORM_FIELDS, *required]))
+    prompt = resumed_prompt(backend, kwargs, "registration")
+    if prompt is None:
+        values = _prefill(backend, details, response or {})
+        errors = validate_registration(backend, values, required)
+        if errors:
+            return pause(
+                backend,
+                pipeline_index,
+                backend.setting("LINK_REGISTRATION_URL", DEFAULT_REGISTRATION_URL),
+                {"kind": "registration", "prefill": values, "required": required, "errors": errors},
+                dict(kwargs, details=details, response=response),
+            )
+    else:
+        answer = strategy.request_data()
+        values = {field: str(answer.get(field) or "").strip() for field in fields}
+        errors = validate_registration(backend, values, required)
+        if errors:
+            raise RegistrationInvalid(backend=backend, fields=errors, stage="pipeline")
+
+    new_details = {**details, "email": values.get("email") or None}
+    if values.get("name"):
+        new_details["fullname"] = values["name"]
+    return {
+        **{field: values[field] for field in fields if values.get(field)},
+        "details": new_details,
+        PROMPT_KEY: None,
+    }

@@ -1,0 +1,111 @@
+"""The pages a paused sign-in waits on: the password prompt and the prefilled registration.
+
+``pipelines.match_by_email_require_password`` and ``pipelines.prefill_registration``
+pause the pipeline and redirect here (``LINK_PASSWORD_URL``,
+``LINK_REGISTRATION_URL``). Each page shows the prompt stored with the pause;
+its form posts back here, and the sign-in resumes through social-core's
+``do_complete``. A wrong answer shows the form again with the reason; a pause
+that is unknown, expired or from another session is refused and removed.
+
+Override the look by putting ``social_amazon_link/password.html`` or
+``social_amazon_link/register.html`` in the app's templates folder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from social_core.actions import do_complete
+from social_core.utils import PARTIAL_TOKEN_SESSION_NAME
+from social_flask.routes import do_login
+from social_flask.utils import load_backend, load_strategy
+
+from pipelines.pause import prompt_expired, prompt_of
+
+from ..errors import (
+    InvalidPartial,
+    InvalidRequest,
+    RegistrationInvalid,
+    TooManyAttempts,
+    WrongPassword,
+)
+from .csrf import check_csrf
+
+__all__ = ["bp"]
+
+bp = Blueprint("amazon_link", __name__, template_folder="templates")
+
+_TEMPLATES = {
+    "password": "social_amazon_link/password.html",
+    "email_code": "social_amazon_link/password.html",
+    "registration": "social_amazon_link/register.html",
+}
+
+
+@bp.route("/link/amazon/password", methods=["GET", "POST"])
+def password_prompt() -> ResponseReturnValue:
+    return _prompt(("password", "email_code"))
+
+
+@bp.route("/link/amazon/register", methods=["GET", "POST"])
+def registration_prompt() -> ResponseReturnValue:
+    return _prompt(("registration",))
+
+
+def _prompt(kinds: tuple[str, ...]) -> ResponseReturnValue:
+    token = request.values.get("partial_token", "")
+    strategy = load_strategy()
+    partial = strategy.partial_load(token) if token else None
+    backend = (
+        load_backend(
+            strategy,
+            partial.backend,
+            redirect_uri=url_for("social.complete", backend=partial.backend),
+        )
+        if partial is not None
+        else None
+    )
+    prompt = prompt_of(partial)
+    reason = (
+        "unknown"
+        if partial is None or prompt is None or prompt.get("kind") not in kinds
+        else "other_session"
+        if session.get(PARTIAL_TOKEN_SESSION_NAME) != token
+        else "expired"
+        if prompt_expired(backend, prompt)
+        else None
+    )
+    if reason is not None:
+        if partial is not None:
+            strategy.clean_partial_pipeline(token)
+        raise InvalidPartial(reason=reason, stage="callback")
+    assert prompt is not None and backend is not None
+
+    context: dict[str, Any] = {"prompt": prompt, "partial_token": token, "values": {}}
+    if prompt["kind"] == "registration":
+        context["values"] = dict(prompt.get("prefill") or {})
+        context["errors"] = dict(prompt.get("errors") or {})
+    if request.method == "GET":
+        return render_template(_TEMPLATES[prompt["kind"]], **context)
+
+    check_csrf(request.form.get("csrf_token"))
+    if request.form.get("action") == "cancel":
+        strategy.clean_partial_pipeline(token)
+        return redirect(current_app.config.get("SOCIAL_AUTH_LOGIN_URL", "/"))
+    g.strategy, g.backend = strategy, backend
+    try:
+        response: ResponseReturnValue = do_complete(backend, login=do_login, user=g.user)
+        return response
+    except InvalidPartial:
+        strategy.clean_partial_pipeline(token)
+        raise
+    except (WrongPassword, TooManyAttempts, InvalidRequest) as error:
+        # Show the form again with what the person typed (never the password).
+        context["values"] = {
+            k: v for k, v in request.form.items() if k not in ("password", "code", "csrf_token")
+        }
+        context["error"] = error
+        context["errors"] = error.fields if isinstance(error, RegistrationInvalid) else {}
+        return render_template(_TEMPLATES[prompt["kind"]], **context), error.http_status
