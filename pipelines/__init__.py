@@ -52,10 +52,11 @@ AMAZON_PIPELINE = (
     "social_core.pipeline.social_auth.associate_user",
     # Record the new link and how it was earned.
     "pipelines.record_link",
-    # social-core: refresh the link's extra_data (user_id, postal_code).
-    "social_core.pipeline.social_auth.load_extra_data",
-    # Rule 6: keep the local email current, unless another account holds it.
+    # Rule 6: keep the local email current, unless another account holds it
+    # (before load_extra_data, which stores the email it compares against).
     "pipelines.update_email",
+    # social-core: refresh the link's extra_data (user_id, email, postal_code).
+    "social_core.pipeline.social_auth.load_extra_data",
 )
 
 AMAZON_DISCONNECT_PIPELINE = (

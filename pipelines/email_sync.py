@@ -19,16 +19,21 @@ def update_email(
     uid: str,
     *args: Any,
     user: Any = None,
+    social: Any = None,
     is_new: bool = False,
     **kwargs: Any,
 ) -> None:
-    """Apply ``LINK_EMAIL_SYNC`` when Amazon's email differs from the local one.
+    """Apply ``LINK_EMAIL_SYNC`` to the local email.
 
-    ``if_unclaimed`` (default) updates when the address differs other than in
-    letter case; ``always`` also applies a change of case alone; ``never``
-    leaves the local email alone. In every mode an address that another local
-    account holds is never copied (that would make two accounts share an
-    email): the sign-in goes on and an ``email_sync_skipped`` event is kept.
+    ``if_unclaimed`` (default): when the email *changed on Amazon* since the
+    last sign-in (the link's ``extra_data["email"]``, which
+    ``load_extra_data`` refreshes after this step), copy it. ``always``: keep
+    the local email equal to Amazon's at every sign-in, also after connecting
+    an Amazon account or a local change. ``never``: leave it alone.
+
+    In every mode an address that another local account holds (compared
+    case-insensitively) is not copied, so this step never makes two accounts
+    share an email: the sign-in goes on and ``email_sync_skipped`` is recorded.
     Nothing is written when nothing changed.
     """
     mode = backend.setting("LINK_EMAIL_SYNC", "if_unclaimed")
@@ -40,8 +45,12 @@ def update_email(
     if user is None or is_new or mode == "never" or not new:
         return
     old = user.email or ""
-    if old == new or (mode == "if_unclaimed" and old.lower() == new.lower()):
+    if old == new:
         return
+    if mode == "if_unclaimed":
+        seen = (social.extra_data or {}).get("email") if social is not None else None
+        if not isinstance(seen, str) or seen == new:
+            return  # first sight of this email, or unchanged on Amazon
     storage = backend.strategy.storage.user
     if any(other.id != user.id for other in storage.get_users_by_email(new)):
         record(

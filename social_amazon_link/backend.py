@@ -44,6 +44,9 @@ class AmazonOAuth2(BaseOAuth2[Any]):
         ("refresh_token", "refresh_token", True),
         ("user_id", "user_id"),
         ("postal_code", "postal_code"),
+        # The email Amazon gave last, so pipelines.update_email can tell when
+        # it changed on Amazon.
+        ("email", "email"),
     ]
 
     # The access token this backend obtained itself by exchanging an

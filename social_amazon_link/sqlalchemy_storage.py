@@ -333,9 +333,16 @@ class SQLAlchemyPartial(_Saved, PartialMixin):
 
     @classmethod
     def load(cls, token: str) -> Any:
+        """A detached snapshot: social-core writes the resuming request (a
+        password, say) into the loaded object, and that must never be flushed
+        to the database by some later commit."""
         if not token:
             return None
-        return _session().scalars(select(cls).where(cls.token == token)).first()
+        session = _session()
+        partial = session.scalars(select(cls).where(cls.token == token)).first()
+        if partial is not None:
+            session.expunge(partial)
+        return partial
 
     @classmethod
     def destroy(cls, token: str) -> None:

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import requests
 from flask import Flask
 from sqlalchemy import text
+from werkzeug.security import generate_password_hash
 from werkzeug.serving import make_server
 
 from tests import sample_app
@@ -31,6 +33,47 @@ class Served:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def add_user(
+        self, username: str, email: str | None, password: str | None = None, **fields: Any
+    ) -> int:
+        """A local account, as the app's own registration would create it."""
+        session = self.app.extensions["test_session"]
+        user = sample_app.User(
+            username=username,
+            email=email,
+            password_hash=generate_password_hash(password) if password else None,
+            **fields,
+        )
+        session.add(user)
+        session.commit()
+        user_id = int(user.id)
+        session.remove()
+        return user_id
+
+    def link(self, user_id: int, amazon_user_id: str) -> None:
+        """An existing Amazon link, as an earlier sign-in would have written it."""
+        self.query_write(
+            "INSERT INTO social_auth_usersocialauth "
+            "(provider, uid, id_key, extra_data, user_id, created, modified) "
+            "VALUES ('amazon', :uid, 'user_id', '{}', :user_id, :now, :now)",
+            uid=amazon_user_id,
+            user_id=user_id,
+            now=datetime.now(UTC),
+        )
+
+    def events(self) -> list[tuple[Any, ...]]:
+        """The security events, oldest first: (event, user_id, amazon_user_id, detail)."""
+        return [
+            tuple(row)
+            for row in self.query(
+                "SELECT event, user_id, amazon_user_id, detail FROM amazon_link_events ORDER BY id"
+            )
+        ]
+
+    def query_write(self, sql: str, **params: Any) -> None:
+        with self.app.extensions["test_engine"].begin() as conn:
+            conn.execute(text(sql), params)
 
     def query(self, sql: str, **params: Any) -> list[Any]:
         """Read the app's database directly, as a test asserting state does."""

@@ -12,6 +12,7 @@ from flask import Flask, jsonify
 from flask_login import LoginManager, UserMixin, current_user
 from sqlalchemy import String, create_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_session, sessionmaker
+from werkzeug.security import check_password_hash
 
 from social_amazon_link.flask import init_app
 
@@ -27,6 +28,18 @@ class User(UserMixin, Base):
     username: Mapped[str] = mapped_column(String(80), unique=True)
     email: Mapped[str | None] = mapped_column(String(254))
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    name: Mapped[str | None] = mapped_column(String(120), default=None)
+
+    def check_password(self, password: str) -> bool:
+        return bool(self.password_hash) and check_password_hash(str(self.password_hash), password)
+
+
+#: One-time codes "emailed" by the app (EMAIL_VALIDATION_FUNCTION): (email, code, token).
+OUTBOX: list[tuple[str, str, str | None]] = []
+
+
+def send_code(strategy: Any, backend: Any, code: Any, partial_token: str | None) -> None:
+    OUTBOX.append((code.email, code.code, partial_token))
 
 
 def create_app(database_url: str, settings: dict[str, Any]) -> Flask:
@@ -61,6 +74,19 @@ def create_app(database_url: str, settings: dict[str, Any]) -> Flask:
             username=current_user.username,
             email=current_user.email,
         )
+
+    @app.post("/test-login")
+    def test_login() -> Any:
+        # The app's own username + password sign-in.
+        from flask import request
+        from flask_login import login_user
+        from sqlalchemy import select
+
+        user = session.scalars(select(User).where(User.username == request.form["username"])).one()
+        if not user.check_password(request.form["password"]):
+            return jsonify(authenticated=False), 403
+        login_user(user)
+        return jsonify(authenticated=True, id=user.id)
 
     @app.post("/client-token")
     def client_token() -> Any:

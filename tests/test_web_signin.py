@@ -9,36 +9,10 @@ import pytest
 import requests
 
 from social_amazon_link.lwa import REGIONS
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, Served
-from tests.forms import first_form
+from tests.conftest import CLIENT_ID, CLIENT_SECRET
+from tests.flows import consent, sign_in, start_sign_in
 
 ADA = "amzn1.account.AE7ADALOVELACE0001"
-
-
-def start_sign_in(browser: requests.Session, app: Served) -> str:
-    """Click "Login with Amazon": returns the authorize URL the app sent us to."""
-    response = browser.get(f"{app.url}/login/amazon/", allow_redirects=False)
-    assert response.status_code == 302
-    return response.headers["Location"]
-
-
-def consent(browser: requests.Session, authorize_url: str, user_id: str, decision: str) -> str:
-    """On the (emulated) Amazon page, pick the identity and decide; returns the callback URL."""
-    page = browser.get(authorize_url)
-    assert page.status_code == 200
-    action, fields, radios = first_form(page.text, authorize_url)
-    assert user_id in radios["user_id"]
-    response = browser.post(
-        action, data={**fields, "user_id": user_id, "decision": decision}, allow_redirects=False
-    )
-    assert response.status_code == 302
-    return response.headers["Location"]
-
-
-def sign_in(browser, app, user_id, decision="allow") -> requests.Response:
-    callback = consent(browser, start_sign_in(browser, app), user_id, decision)
-    assert callback.startswith(f"{app.url}/complete/amazon/")
-    return browser.get(callback)
 
 
 @pytest.fixture

@@ -1,0 +1,212 @@
+"""Rules 3 and 4 over real HTTP: linked accounts sign in; same email needs the password."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import requests
+
+from tests import sample_app
+from tests.flows import answer_prompt, sign_in
+
+GRACE = "amzn1.account.AEGRACEHOPPER00001"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def grace(lwa_emulator: Any) -> str:
+    lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
+    return GRACE
+
+
+def links(app) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in app.query("SELECT user_id, uid FROM social_auth_usersocialauth")]
+
+
+def failures(app, user_id: int) -> int:
+    rows = app.query(
+        "SELECT failures FROM amazon_link_password_attempts WHERE user_id = :u", u=user_id
+    )
+    return rows[0].failures if rows else 0
+
+
+def test_linked_amazon_account_signs_into_its_user(serve_app, browser, grace):
+    app = serve_app()
+    user_id = app.add_user("grace", "grace@example.com", PASSWORD)
+    app.link(user_id, grace)
+    assert sign_in(browser, app, grace).json()["id"] == user_id
+    assert links(app) == [(user_id, grace)]
+    assert app.events() == []  # no new link, nothing to record
+
+
+def test_same_email_and_right_password_links(serve_app, browser, grace):
+    app = serve_app()
+    user_id = app.add_user("grace", "Grace@Example.COM", PASSWORD)
+
+    prompt = sign_in(browser, app, grace)
+    assert prompt.url.startswith(f"{app.url}/link/amazon/password?partial_token=")
+    assert "grace@example.com" in prompt.text
+    assert links(app) == []  # nothing linked on the email alone
+    assert len(app.query("SELECT id FROM social_auth_partial")) == 1
+
+    done = answer_prompt(browser, prompt, password=PASSWORD)
+    assert done.url == f"{app.url}/me"
+    assert done.json()["id"] == user_id
+    assert links(app) == [(user_id, grace)]
+    assert app.events() == [("linked", user_id, grace, "password")]
+    assert app.query("SELECT id FROM social_auth_partial") == []
+    assert len(app.query("SELECT id FROM users")) == 1
+
+
+def test_wrong_password_is_counted_and_the_prompt_stays(serve_app, browser, grace):
+    app = serve_app()
+    user_id = app.add_user("grace", "grace@example.com", PASSWORD)
+    prompt = sign_in(browser, app, grace)
+
+    wrong = answer_prompt(browser, prompt, password="nope")
+    assert wrong.status_code == 403
+    assert 'data-error-code="wrong_password"' in wrong.text
+    assert "4 tries left" in wrong.text
+    assert failures(app, user_id) == 1
+    assert links(app) == []
+    assert app.events() == [("wrong_password", user_id, grace, "wrong_password")]
+    assert browser.get(f"{app.url}/me").status_code == 401
+
+    done = answer_prompt(browser, wrong, password=PASSWORD)
+    assert done.json()["id"] == user_id
+    assert failures(app, user_id) == 0  # a right password clears the count
+    assert links(app) == [(user_id, grace)]
+
+
+def test_sixth_try_is_too_many_attempts_even_with_the_right_password(serve_app, browser, grace):
+    app = serve_app()
+    user_id = app.add_user("grace", "grace@example.com", PASSWORD)
+    page = sign_in(browser, app, grace)
+    for attempt in range(1, 6):
+        page = answer_prompt(browser, page, password=f"wrong-{attempt}")
+        assert page.status_code == 403
+    assert "locked" in page.text
+    assert failures(app, user_id) == 5
+
+    sixth = answer_prompt(browser, page, password=PASSWORD)
+    assert sixth.status_code == 429
+    assert 'data-error-code="too_many_attempts"' in sixth.text
+    assert links(app) == []
+    events = [event for event, *_ in app.events()]
+    assert events == ["wrong_password"] * 5 + ["locked_out", "locked_out"]
+
+    # The lock is the account's, not the browser's: a new sign-in is refused too.
+    with requests.Session() as other:
+        again = answer_prompt(other, sign_in(other, app, grace), password=PASSWORD)
+    assert again.status_code == 429
+    assert links(app) == []
+
+
+def test_lock_ends_after_the_lockout(serve_app, browser, grace):
+    import time
+
+    app = serve_app(
+        SOCIAL_AUTH_AMAZON_LINK_MAX_PASSWORD_ATTEMPTS=2, SOCIAL_AUTH_AMAZON_LINK_LOCKOUT_SECONDS=1
+    )
+    user_id = app.add_user("grace", "grace@example.com", PASSWORD)
+    page = sign_in(browser, app, grace)
+    page = answer_prompt(browser, page, password="wrong")
+    assert "1 try left" in page.text
+    page = answer_prompt(browser, page, password="wrong")
+    assert answer_prompt(browser, page, password=PASSWORD).status_code == 429
+    time.sleep(2.1)
+    assert answer_prompt(browser, page, password=PASSWORD).json()["id"] == user_id
+
+
+def test_several_accounts_with_one_email_ask_which_one(serve_app, browser, grace):
+    app = serve_app()
+    first = app.add_user("grace", "grace@example.com", PASSWORD)
+    second = app.add_user("ghopper", "GRACE@example.com", "another password")
+    prompt = sign_in(browser, app, grace)
+    assert 'name="username"' in prompt.text
+
+    unknown = answer_prompt(browser, prompt, username="nobody", password=PASSWORD)
+    assert unknown.status_code == 403
+    assert 'data-error-code="wrong_password"' in unknown.text
+    assert (failures(app, first), failures(app, second)) == (0, 0)
+
+    wrong = answer_prompt(browser, unknown, username="ghopper", password=PASSWORD)
+    assert wrong.status_code == 403
+    assert (failures(app, first), failures(app, second)) == (0, 1)
+
+    done = answer_prompt(browser, wrong, username="GHopper", password="another password")
+    assert done.json()["id"] == second
+    assert links(app) == [(second, grace)]
+
+
+def test_account_without_password_proves_ownership_with_an_emailed_code(
+    serve_app, browser, grace
+):
+    app = serve_app(SOCIAL_AUTH_EMAIL_VALIDATION_FUNCTION="tests.sample_app.send_code")
+    user_id = app.add_user("grace", "grace@example.com")
+    sample_app.OUTBOX.clear()
+    prompt = sign_in(browser, app, grace)
+    assert 'name="code"' in prompt.text
+    [(email, code, token)] = sample_app.OUTBOX
+    assert email == "grace@example.com" and token in prompt.url
+
+    wrong = answer_prompt(browser, prompt, code="0" * 32)
+    assert wrong.status_code == 403
+    assert 'data-error-code="wrong_code"' in wrong.text
+    assert links(app) == []
+
+    done = answer_prompt(browser, wrong, code=code)
+    assert done.json()["id"] == user_id
+    assert links(app) == [(user_id, grace)]
+    assert app.events()[-1] == ("linked", user_id, grace, "email_code")
+
+
+def test_account_without_password_and_no_sender_is_refused(serve_app, browser, grace):
+    app = serve_app()
+    user_id = app.add_user("grace", "grace@example.com")
+    page = sign_in(browser, app, grace)
+    assert page.status_code == 409
+    assert "data-error-code>password_unavailable<" in page.text
+    assert links(app) == []
+    assert len(app.query("SELECT id FROM users")) == 1  # no second account either
+    assert app.events() == [("link_refused", user_id, grace, "no_password")]
+
+
+def test_connecting_an_amazon_account_linked_elsewhere_is_identity_in_use(
+    serve_app, browser, grace
+):
+    app = serve_app()
+    owner = app.add_user("grace", "grace@example.com", PASSWORD)
+    app.link(owner, grace)
+    other = app.add_user("alan", "alan@example.com", "alan password")
+    browser.post(f"{app.url}/test-login", data={"username": "alan", "password": "alan password"})
+
+    page = sign_in(browser, app, grace)
+    assert page.status_code == 409
+    assert "data-error-code>identity_in_use<" in page.text
+    assert links(app) == [(owner, grace)]
+    assert app.events() == [("link_refused", other, grace, "identity_in_use")]
+    assert browser.get(f"{app.url}/me").json()["id"] == other  # still signed in as before
+
+
+def test_connecting_while_signed_in_links_to_the_signed_in_user(serve_app, browser, grace):
+    app = serve_app()
+    user_id = app.add_user("alan", "alan@example.com", "alan password")
+    browser.post(f"{app.url}/test-login", data={"username": "alan", "password": "alan password"})
+    assert sign_in(browser, app, grace).json()["id"] == user_id
+    assert links(app) == [(user_id, grace)]
+    assert app.events() == [("linked", user_id, grace, "signed_in")]
+
+
+def test_neither_password_nor_token_is_written_to_the_paused_sign_in(serve_app, browser, grace):
+    app = serve_app()
+    app.add_user("grace", "grace@example.com", PASSWORD)
+    prompt = sign_in(browser, app, grace)
+    answer_prompt(browser, prompt, password="my-secret-guess")
+    [row] = app.query("SELECT data FROM social_auth_partial")
+    stored = row.data if isinstance(row.data, str) else json.dumps(row.data)
+    assert "my-secret-guess" not in stored
+    assert "Atza|" not in stored and "Atzr|" not in stored
+    assert "access_token" not in stored
