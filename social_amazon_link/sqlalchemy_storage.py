@@ -105,6 +105,13 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
 
     _user_model: ClassVar[type[Any]]
 
+    def set_extra_data(self, extra_data: dict[str, Any] | None = None) -> bool:
+        """Merge and save; social-core's ``load_extra_data`` relies on the storage saving."""
+        changed = super().set_extra_data(extra_data)
+        if changed:
+            _commit(self)
+        return changed
+
     @classmethod
     def user_model(cls) -> type[Any]:
         return cls._user_model

@@ -141,9 +141,7 @@ def test_several_accounts_with_one_email_ask_which_one(serve_app, browser, grace
     assert links(app) == [(second, grace)]
 
 
-def test_account_without_password_proves_ownership_with_an_emailed_code(
-    serve_app, browser, grace
-):
+def test_account_without_password_proves_ownership_with_an_emailed_code(serve_app, browser, grace):
     app = serve_app(SOCIAL_AUTH_EMAIL_VALIDATION_FUNCTION="tests.sample_app.send_code")
     user_id = app.add_user("grace", "grace@example.com")
     sample_app.OUTBOX.clear()

@@ -227,3 +227,28 @@ def test_no_secret_or_token_reaches_the_logs(serve_app, browser, lwa_emulator, a
     assert CLIENT_SECRET not in caplog.text
     assert "Atza|" not in caplog.text
     assert "Atzr|" not in caplog.text
+
+
+def extra_data(app) -> dict[str, Any]:
+    import json
+
+    [row] = app.query("SELECT extra_data FROM social_auth_usersocialauth")
+    return row.extra_data if isinstance(row.extra_data, dict) else json.loads(row.extra_data)
+
+
+def test_link_keeps_the_profile_but_no_token_by_default(serve_app, browser, ada):
+    app = serve_app()
+    sign_in(browser, app, ada)
+    data = extra_data(app)
+    assert data["user_id"] == ADA and data["email"] == "ada@example.com"
+    assert isinstance(data["auth_time"], int)
+    assert not {"access_token", "refresh_token"} & set(data)
+
+
+def test_store_tokens_keeps_them_for_apps_that_call_amazon(serve_app, browser, ada):
+    app = serve_app(SOCIAL_AUTH_AMAZON_STORE_TOKENS=True)
+    sign_in(browser, app, ada)
+    data = extra_data(app)
+    assert data["access_token"].startswith("Atza|")
+    assert data["refresh_token"].startswith("Atzr|")
+    assert data["token_type"] == "bearer"

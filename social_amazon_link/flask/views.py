@@ -55,7 +55,13 @@ def registration_prompt() -> ResponseReturnValue:
 
 
 def _prompt(kinds: tuple[str, ...]) -> ResponseReturnValue:
-    token = request.values.get("partial_token", "")
+    # A form posts its token in the body only; a token also in the query
+    # string would win in social-core's merged request data, so it must agree.
+    token = request.form.get("partial_token", "") if request.method == "POST" else ""
+    query_token = request.args.get("partial_token", "")
+    if request.method == "POST" and query_token and query_token != token:
+        raise InvalidPartial(reason="token_mismatch", stage="callback")
+    token = token or query_token
     strategy = load_strategy()
     partial = strategy.partial_load(token) if token else None
     backend = (

@@ -1,0 +1,95 @@
+"""Rule 5 over real HTTP: a new account, directly or through the prefilled form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.flows import answer_prompt, sign_in
+from tests.forms import first_form
+
+ADA = "amzn1.account.AEADALOVELACE00001"
+
+
+@pytest.fixture
+def ada(lwa_emulator: Any) -> str:
+    lwa_emulator.add_identity(ADA, "Ada Lovelace", "ada@example.com")
+    return ADA
+
+
+def users(app) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in app.query("SELECT username, email, name FROM users ORDER BY id")]
+
+
+def test_new_account_is_created_directly_from_the_profile(serve_app, browser, ada):
+    app = serve_app()
+    me = sign_in(browser, app, ada).json()
+    assert (me["username"], me["email"]) == ("AdaLovelace", "ada@example.com")
+    assert app.events() == [("linked", me["id"], ada, "new_account")]
+
+
+def test_taken_username_shows_the_prefilled_form_then_creates(serve_app, browser, ada):
+    app = serve_app()
+    app.add_user("AdaLovelace", "someone@example.com", "pw-123456")
+
+    form = sign_in(browser, app, ada)
+    assert form.url.startswith(f"{app.url}/link/amazon/register?partial_token=")
+    _action, values, _ = first_form(form.text, form.url)
+    assert (values["username"], values["email"], values["name"]) == (
+        "AdaLovelace",
+        "ada@example.com",
+        "Ada Lovelace",
+    )
+    assert 'name="password"' not in form.text  # this account will sign in with Amazon
+    assert 'data-field-error="username"' in form.text
+    assert len(users(app)) == 1
+
+    bad = answer_prompt(browser, form, username="a!", email="not-an-email")
+    assert bad.status_code == 400
+    assert 'data-field-error="username"' in bad.text and 'data-field-error="email"' in bad.text
+    assert 'value="a!"' in bad.text  # the form keeps what was typed
+    assert len(users(app)) == 1
+
+    taken_email = answer_prompt(browser, bad, username="ada", email="SOMEONE@example.com")
+    assert taken_email.status_code == 400
+    assert "already uses this email" in taken_email.text
+
+    done = answer_prompt(browser, taken_email, username="ada", email="ada@example.com")
+    assert done.url == f"{app.url}/me"
+    assert done.json()["username"] == "ada"
+    assert users(app)[1] == ("ada", "ada@example.com", None)
+    [(link_user, uid)] = app.query("SELECT user_id, uid FROM social_auth_usersocialauth")
+    assert (link_user, uid) == (done.json()["id"], ada)
+    assert app.query("SELECT id FROM social_auth_partial") == []
+
+
+def test_profile_without_email_asks_for_one(serve_app, browser, lwa_emulator):
+    lwa_emulator.add_identity("amzn1.account.AENOEMAIL000001", "Nomail Person", "x@example.com")
+    app = serve_app(SOCIAL_AUTH_AMAZON_SCOPE=["profile:user_id"])
+    form = sign_in(browser, app, "amzn1.account.AENOEMAIL000001")
+    assert form.url.startswith(f"{app.url}/link/amazon/register")
+    _action, values, _ = first_form(form.text, form.url)
+    assert values["email"] == "" and values["username"] == ""
+    done = answer_prompt(browser, form, username="nomail", email="typed@example.com")
+    assert done.json()["email"] == "typed@example.com"
+
+
+def test_required_name_is_stored_when_the_profile_has_it(serve_app, browser, ada):
+    app = serve_app(
+        SOCIAL_AUTH_AMAZON_LINK_REQUIRED_FIELDS=["username", "email", "name"],
+        SOCIAL_AUTH_USER_FIELDS=["username", "email", "name"],
+    )
+    sign_in(browser, app, ada)
+    assert users(app) == [("AdaLovelace", "ada@example.com", "Ada Lovelace")]
+
+
+def test_cancel_removes_the_paused_sign_in(serve_app, browser, ada):
+    app = serve_app()
+    app.add_user("AdaLovelace", "someone@example.com", "pw-123456")
+    form = sign_in(browser, app, ada)
+    action, values, _ = first_form(form.text, form.url)
+    back = browser.post(action, data={**values, "action": "cancel"})
+    assert back.url == f"{app.url}/login" or back.history[0].headers["Location"] == "/login"
+    assert app.query("SELECT id FROM social_auth_partial") == []
+    assert len(users(app)) == 1
