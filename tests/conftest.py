@@ -1,18 +1,19 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 from werkzeug.security import generate_password_hash
 from werkzeug.serving import make_server
 
 from tests import sample_app
+from tests.postgres import postgres_server
 
 CLIENT_ID = "amzn1.application-oa2-client.0123456789abcdef"
 CLIENT_SECRET = "test-client-secret-do-not-log"
@@ -51,16 +52,16 @@ class Served:
         session.remove()
         return user_id
 
-    def link(self, user_id: int, amazon_user_id: str) -> None:
+    def link(self, user_id: int, amazon_user_id: str, **extra_data: Any) -> None:
         """An existing Amazon link, as an earlier sign-in would have written it."""
-        self.query_write(
-            "INSERT INTO social_auth_usersocialauth "
-            "(provider, uid, id_key, extra_data, user_id, created, modified) "
-            "VALUES ('amazon', :uid, 'user_id', '{}', :user_id, :now, :now)",
-            uid=amazon_user_id,
-            user_id=user_id,
-            now=datetime.now(UTC),
-        )
+        from social_amazon_link.flask.storage import FlaskStorage
+
+        with self.app.app_context():
+            user = FlaskStorage.user.get_user(user_id)
+            social = FlaskStorage.user.create_social_auth(user, amazon_user_id, "amazon", "user_id")
+            if extra_data:
+                social.set_extra_data(extra_data)
+            self.app.extensions["test_session"].remove()
 
     def events(self) -> list[tuple[Any, ...]]:
         """The security events, oldest first: (event, user_id, amazon_user_id, detail)."""
@@ -81,9 +82,44 @@ class Served:
             return list(conn.execute(text(sql), params))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        default="sqlite,postgres",
+        help="databases to run the database tests on (comma-separated: sqlite, postgres)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Every test that touches the app's database runs once per database.
+    if "database_url" in metafunc.fixturenames:
+        kinds = [k.strip() for k in metafunc.config.getoption("--db").split(",") if k.strip()]
+        metafunc.parametrize("db_kind", kinds)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
 @pytest.fixture
-def database_url(tmp_path: Any) -> str:
-    return f"sqlite:///{tmp_path / 'app.sqlite3'}"
+def database_url(db_kind: str, tmp_path: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a new database on the PostgreSQL server."""
+    if db_kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'app.sqlite3'}"
+        return
+    server_url = make_url(request.getfixturevalue("postgres_url"))
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture

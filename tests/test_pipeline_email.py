@@ -70,12 +70,8 @@ def test_a_local_change_is_kept_by_if_unclaimed_only(
     lwa_emulator.add_identity(KATHERINE, "Katherine Johnson", "katherine@amazon.example")
     app = serve_app(SOCIAL_AUTH_AMAZON_LINK_EMAIL_SYNC=mode)
     user_id = app.add_user("katherine", "kj@local.example", "pw-123456")
-    app.link(user_id, KATHERINE)
     # The link remembers the email Amazon gave last time: unchanged since.
-    app.query_write(
-        "UPDATE social_auth_usersocialauth SET extra_data = :d",
-        d='{"email": "katherine@amazon.example"}',
-    )
+    app.link(user_id, KATHERINE, email="katherine@amazon.example")
     assert sign_in(browser, app, KATHERINE).json()["email"] == expected
 
 
