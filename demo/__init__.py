@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_login import LoginManager
 from sqlalchemy import create_engine
 from sqlalchemy.orm import scoped_session, sessionmaker
@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 from social_amazon_link.flask import init_app
 
 from .accounts import bp as accounts_bp
-from .csrf import csrf_token
+from .csrf import check_csrf, csrf_token
 from .models import Base, User
 
 #: The client id and secret the demo registers with its own emulator.
@@ -66,6 +66,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         SOCIAL_AUTH_LOGIN_URL="/login",
         SOCIAL_AUTH_LOGIN_REDIRECT_URL="/account",
         SOCIAL_AUTH_NEW_ASSOCIATION_REDIRECT_URL="/account",
+        SOCIAL_AUTH_DISCONNECT_REDIRECT_URL="/account",
+        # Accounts made through Amazon keep the person's name too.
+        SOCIAL_AUTH_USER_FIELDS=["username", "email", "name"],
     )
     app.config.update(amazon_settings())
     app.config.update(config or {})
@@ -87,6 +90,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     Base.metadata.create_all(engine)
     app.register_blueprint(accounts_bp)
     app.jinja_env.globals["csrf_token"] = csrf_token
+
+    @app.before_request
+    def _protect_disconnect() -> None:
+        # social-auth-app-flask's /disconnect/<backend>/ checks no token itself.
+        if request.method == "POST" and request.endpoint == "social.disconnect":
+            check_csrf()
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[str, int]:

@@ -9,7 +9,7 @@ from social_amazon_link.emulator import create_app as create_emulator
 from social_amazon_link.emulator import serve
 
 from . import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, create_app
-from .seed import AMAZON_IDENTITIES, seed_local_users
+from .seed import AMAZON_IDENTITIES, seed
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
         print(f"LWA emulator on {emulator.url}", flush=True)
 
     app = create_app()
-    seed_local_users(app)
+    seed(app)
     print(f"Demo on http://{args.host}:{args.port}  (Ctrl-C to stop)", flush=True)
     try:
         app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)

@@ -10,6 +10,8 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
+from social_amazon_link.flask.storage import FlaskStorage
+
 from .csrf import check_csrf
 from .models import User
 
@@ -17,6 +19,28 @@ bp = Blueprint("accounts", __name__)
 
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,40}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+#: How the account page words each security event of the linking flow.
+EVENT_LABELS = {
+    "linked": "Amazon account linked",
+    "unlinked": "Amazon account unlinked",
+    "wrong_password": "Wrong password while linking Amazon",
+    "locked_out": "Linking locked after too many wrong passwords",
+    "link_refused": "Amazon link refused",
+    "email_updated": "Email updated from Amazon",
+    "email_sync_skipped": "Email from Amazon not copied",
+}
+#: And the details the linking steps record with them.
+DETAIL_LABELS = {
+    "new_account": "new account made with Amazon",
+    "signed_in": "connected while signed in",
+    "password": "proved with this account's password",
+    "email_code": "proved with an emailed code",
+    "wrong_password": "",
+    "wrong_code": "wrong emailed code",
+    "no_password": "the account has no password to prove it is yours",
+    "identity_in_use": "that Amazon account belongs to another account",
+}
 
 
 def _db() -> Any:
@@ -79,7 +103,14 @@ def register() -> Any:
 @login_required
 def account() -> str:
     links = [s for s in current_user.social_auth if s.provider == "amazon"]
-    return render_template("account.html", user=current_user, amazon=links[0] if links else None)
+    return render_template(
+        "account.html",
+        user=current_user,
+        amazon=links[0] if links else None,
+        events=FlaskStorage.link_events.for_user(current_user.id, limit=10),
+        event_labels=EVENT_LABELS,
+        detail_labels=DETAIL_LABELS,
+    )
 
 
 @bp.post("/logout")

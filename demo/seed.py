@@ -1,35 +1,99 @@
-"""Demo data: local accounts and emulated Amazon identities that show each path."""
+"""Demo data: local accounts and emulated Amazon identities, one pair per path of the flow.
+
+``python -m demo`` and the browser tests seed the same data with :func:`seed`:
+
+- **Ada Lovelace** has no local account: Login with Amazon creates one at once.
+- **Grace Hopper**'s email belongs to the local account ``grace``: linking asks
+  for grace's password first.
+- **alan** on Amazon would get the username ``alan``, which a local account
+  already has: the prefilled registration form asks for another one.
+- **Katherine Johnson** is linked to the local account ``katherine`` already,
+  and her email changed on Amazon: signing in updates the local email.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from flask import Flask
 from sqlalchemy import select
 
+from social_amazon_link.flask.storage import FlaskStorage
+
 from .models import User
 
-#: Local accounts the demo starts with: (username, email, password, name).
+
+@dataclass(frozen=True)
+class LocalUser:
+    username: str
+    email: str
+    password: str
+    name: str
+
+
+ADA_ID = "amzn1.account.AEDEMOADALOVELACE00000000001"
+GRACE_ID = "amzn1.account.AEDEMOGRACEHOPPER0000000002"
+ALAN_ID = "amzn1.account.AEDEMOALANTURING00000000003"
+KATHERINE_ID = "amzn1.account.AEDEMOKATHERINEJOHNSON0004"
+
+#: Local accounts the demo starts with.
 LOCAL_USERS = [
-    ("grace", "grace@example.com", "grace-password-1", "Grace Hopper"),
+    LocalUser("grace", "grace@example.com", "grace-password-1", "Grace Hopper"),
+    LocalUser("alan", "alan.local@example.com", "alan-password-1", "Alan Turing"),
+    LocalUser(
+        "katherine", "katherine.old@example.com", "katherine-password-1", "Katherine Johnson"
+    ),
 ]
 
 #: Amazon identities the emulator offers on its sign-in page.
 AMAZON_IDENTITIES = [
     {
-        "user_id": "amzn1.account.AEDEMOADALOVELACE00000000001",
+        "user_id": ADA_ID,
         "name": "Ada Lovelace",
         "email": "ada@example.com",
         "postal_code": "10115",
     },
+    {"user_id": GRACE_ID, "name": "Grace Hopper", "email": "grace@example.com"},
+    {"user_id": ALAN_ID, "name": "alan", "email": "alan.amazon@example.com"},
+    {"user_id": KATHERINE_ID, "name": "Katherine Johnson", "email": "katherine@example.com"},
 ]
+
+#: Links that exist before the demo starts: (local username, Amazon user_id,
+#: the Amazon email seen at that earlier sign-in). Katherine's has changed on
+#: Amazon since, which is what lets her next sign-in update the local email.
+LINKS = [("katherine", KATHERINE_ID, "katherine.old@example.com")]
 
 
 def seed_local_users(app: Flask) -> None:
-    """Create the demo's local accounts once (idempotent)."""
-    db = app.extensions["demo_db"]
-    for username, email, password, name in LOCAL_USERS:
-        if db.scalars(select(User.id).where(User.username == username)).first() is None:
-            user = User(username=username, email=email, name=name)
-            user.set_password(password)
+    """Create the demo's local accounts that do not exist yet."""
+    with app.app_context():
+        db = app.extensions["demo_db"]
+        for local in LOCAL_USERS:
+            if db.scalars(select(User.id).where(User.username == local.username)).first():
+                continue
+            user = User(username=local.username, email=local.email, name=local.name)
+            user.set_password(local.password)
             db.add(user)
-    db.commit()
-    db.remove()
+        db.commit()
+
+
+def seed_links(app: Flask) -> None:
+    """Link local accounts to Amazon identities, as an earlier sign-in would have."""
+    with app.app_context():
+        db = app.extensions["demo_db"]
+        for username, amazon_user_id, seen_email in LINKS:
+            if FlaskStorage.user.get_social_auth("amazon", amazon_user_id) is not None:
+                continue
+            user = db.scalars(select(User).where(User.username == username)).one()
+            social = FlaskStorage.user.create_social_auth(
+                user, amazon_user_id, "amazon", id_key="user_id"
+            )
+            # What load_extra_data kept from that sign-in's profile.
+            social.set_extra_data({"user_id": amazon_user_id, "email": seen_email})
+            social.save()
+
+
+def seed(app: Flask) -> None:
+    """Everything the demo starts with (safe to run again: nothing is duplicated)."""
+    seed_local_users(app)
+    seed_links(app)

@@ -40,9 +40,18 @@ def match_by_uid(
     A signed-in user connecting an Amazon account that is linked to someone
     else gets ``identity_in_use``, and nothing changes. Rows written by
     social-core's own Amazon backend (no ``id_key``) are found and re-keyed.
+    When there is no link yet, the identity is locked until the account and
+    link that may follow are committed (see ``lock_identity`` of the storage).
     """
     try:
-        return social_user(backend, uid, user, *args, **kwargs)  # type: ignore[no-any-return]
+        found: dict[str, Any] = social_user(backend, uid, user, *args, **kwargs)
+        if found["social"] is None:
+            # A first sign-in. Of simultaneous first sign-ins of one Amazon
+            # account, the first holds this lock until its account and link
+            # are committed; the others wait, then find that link here.
+            backend.strategy.storage.user.lock_identity(backend.name, uid)
+            found = social_user(backend, uid, user, *args, **kwargs)
+        return found
     except AuthAssociationError as error:
         if error.code != "identity_in_use":
             raise

@@ -18,12 +18,14 @@ Writes commit at once, as social-core expects (it relies on a unique
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from social_core.exceptions import AuthAssociationError
 from social_core.storage import (
     AssociationMixin,
     BaseStorage,
@@ -137,9 +139,40 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
 
     @classmethod
     def create_user(cls, *args: Any, **kwargs: Any) -> Any:
+        """Insert the user without committing: the link that social-core's
+        ``associate_user`` writes next commits both, or neither (no account is
+        left without its link when the link fails)."""
+        session = _session()
         user = cls._user_model(**kwargs)
-        _commit(user)
+        try:
+            session.add(user)
+            session.flush()
+        except IntegrityError as error:
+            session.rollback()
+            raise AuthAssociationError(
+                None, "username or email taken", code="username_in_use", stage="pipeline"
+            ) from error
         return user
+
+    @classmethod
+    def lock_identity(cls, provider: str, uid: str) -> None:
+        """Serialise account creation for one identity until the next commit.
+
+        Fifty simultaneous first sign-ins of one Amazon account must make one
+        account: the first holds this lock until its user and link are
+        committed; the others then find that link. PostgreSQL: a transaction
+        advisory lock on the identity. SQLite: its database write lock (any
+        write statement takes it until commit).
+        """
+        session = _session()
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            digest = hashlib.sha256(f"{provider}\0{uid}".encode()).digest()
+            key = int.from_bytes(digest[:8], "big", signed=True)
+            session.execute(select(func.pg_advisory_xact_lock(key)))
+        elif dialect == "sqlite":
+            table = cls.__table__
+            session.execute(update(table).where(table.c.id == -1).values(uid=table.c.uid))
 
     @classmethod
     def get_user(cls, pk: Any) -> Any:

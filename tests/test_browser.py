@@ -1,0 +1,225 @@
+"""Every path of the demo, clicked through in a real headless Chromium.
+
+The demo and its LWA emulator run in-process on loopback ports with the seed
+data of ``python -m demo``; Playwright drives Debian's Chromium. Each test ends
+on the page a person would see and checks the database behind it. The main
+pages are saved to ``docs/screenshots/`` on the way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from demo.seed import ADA_ID, ALAN_ID, GRACE_ID, KATHERINE_ID
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, DemoSite
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoSite]:
+    monkeypatch.chdir(tmp_path)  # the demo makes ./instance
+    demo = DemoSite.start(tmp_path)
+    yield demo
+    demo.close()
+
+
+@pytest.fixture
+def page(chromium: Browser, site: DemoSite) -> Iterator[Page]:
+    """A fresh browser profile (no cookies) for each test."""
+    context = chromium.new_context(viewport={"width": 1100, "height": 820}, base_url=site.url)
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def login_with_amazon(
+    page: Page, site: DemoSite, identity: str, *, decision: str = "Allow"
+) -> None:
+    """From the sign-in page: Login with Amazon, choose ``identity``, then Allow or Cancel."""
+    page.goto("/login")
+    page.get_by_role("link", name="Login with Amazon").click()
+    expect(page).to_have_url(re.compile(re.escape(f"{site.emulator.url}/ap/oa?")))
+    page.get_by_role("radio", name=re.compile(rf"^{re.escape(identity)}\b")).check()
+    page.get_by_role("button", name=decision).click()
+
+
+def expect_account(page: Page, site: DemoSite, username: str, email: str, amazon: str) -> None:
+    expect(page).to_have_url(f"{site.url}/account")
+    expect(page.locator("#account-username")).to_have_text(username)
+    expect(page.locator("#account-email")).to_have_text(email)
+    expect(page.locator("#account-amazon")).to_have_text(amazon)
+
+
+def test_new_amazon_identity_gets_an_account_at_once(page: Page, site: DemoSite) -> None:
+    page.goto("/login")
+    expect(page.locator("#demo-hint")).to_contain_text("Ada Lovelace")
+    screenshot(page, "login")
+    page.get_by_role("link", name="Login with Amazon").click()
+    expect(page.get_by_role("radio")).to_have_count(4)
+    screenshot(page, "amazon-sign-in")
+    page.get_by_role("radio", name=re.compile(r"^Ada Lovelace")).check()
+    page.get_by_role("button", name="Allow").click()
+
+    expect_account(page, site, "AdaLovelace", "ada@example.com", ADA_ID)
+    expect(page.locator("#account-name")).to_have_text("Ada Lovelace")
+    expect(page.locator("#account-events")).to_contain_text("Amazon account linked")
+    ada = site.user("AdaLovelace")
+    assert (ada.email, ada.name, ada.password_hash) == ("ada@example.com", "Ada Lovelace", None)
+    assert site.amazon_links()[ADA_ID] == "AdaLovelace"
+    assert site.events("AdaLovelace") == [("linked", "new_account")]
+
+
+def test_unlinking_the_only_way_to_sign_in_is_refused(page: Page, site: DemoSite) -> None:
+    login_with_amazon(page, site, "Ada Lovelace")
+    expect_account(page, site, "AdaLovelace", "ada@example.com", ADA_ID)
+
+    page.get_by_role("button", name="Unlink Amazon").click()
+    expect(page.locator("h1")).to_have_text("Amazon is still linked")
+    expect(page.locator("[data-error-code]")).to_have_text("disconnect_disallowed")
+    expect(page.get_by_role("alert")).to_contain_text("cannot be disconnected")
+    screenshot(page, "unlink-refused")
+    assert site.amazon_links()[ADA_ID] == "AdaLovelace"
+
+    page.get_by_role("link", name="Back to your account").click()
+    expect_account(page, site, "AdaLovelace", "ada@example.com", ADA_ID)
+
+
+def test_same_email_links_only_after_the_local_password(page: Page, site: DemoSite) -> None:
+    login_with_amazon(page, site, "Grace Hopper")
+    expect(page).to_have_url(re.compile(re.escape(f"{site.url}/link/amazon/password?")))
+    expect(page.locator("#link-password-form")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("grace@example.com")
+
+    page.get_by_label("Password").fill("not-graces-password")
+    page.get_by_role("button", name="Link accounts").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_attribute("data-error-code", "wrong_password")
+    expect(alert).to_contain_text("4 tries left.")
+    assert GRACE_ID not in site.amazon_links()
+    screenshot(page, "link-password")
+
+    page.get_by_label("Password").fill("grace-password-1")
+    page.get_by_role("button", name="Link accounts").click()
+    expect_account(page, site, "grace", "grace@example.com", GRACE_ID)
+    expect(page.locator("#account-events tr[data-event]")).to_have_count(2)
+    screenshot(page, "account")
+    assert site.amazon_links()[GRACE_ID] == "grace"
+    assert site.events("grace") == [("wrong_password", "wrong_password"), ("linked", "password")]
+    assert len(site.query("SELECT id FROM users")) == 3  # linked, no account made
+
+
+def test_taken_username_asks_on_a_prefilled_form(page: Page, site: DemoSite) -> None:
+    login_with_amazon(page, site, "alan")
+    expect(page).to_have_url(re.compile(re.escape(f"{site.url}/link/amazon/register?")))
+    form = page.locator("#link-register-form")
+    expect(form.get_by_label("Username")).to_have_value("alan")
+    expect(form.get_by_label("Email")).to_have_value("alan.amazon@example.com")
+    expect(form.get_by_label(re.compile(r"^Name"))).to_have_value("alan")
+    expect(form.locator('[data-field-error="username"]')).to_have_text("This username is taken.")
+    expect(form.locator('input[name="password"]')).to_have_count(0)
+    screenshot(page, "link-register")
+
+    # Another taken name: refused again, and what was typed stays in the form.
+    form.get_by_label("Username").fill("grace")
+    form.get_by_label(re.compile(r"^Name")).fill("Alan Turing")
+    form.get_by_role("button", name="Create account").click()
+    expect(form.locator('[data-field-error="username"]')).to_have_text("This username is taken.")
+    expect(form.get_by_label("Username")).to_have_value("grace")
+    expect(form.get_by_label(re.compile(r"^Name"))).to_have_value("Alan Turing")
+
+    form.get_by_label("Username").fill("alan-t")
+    form.get_by_role("button", name="Create account").click()
+    expect_account(page, site, "alan-t", "alan.amazon@example.com", ALAN_ID)
+    expect(page.locator("#account-name")).to_have_text("Alan Turing")
+    assert site.amazon_links()[ALAN_ID] == "alan-t"
+    assert site.user("alan-t").password_hash is None
+    assert site.user("alan").email == "alan.local@example.com"  # the local alan is untouched
+
+
+def test_email_changed_on_amazon_updates_the_local_email(page: Page, site: DemoSite) -> None:
+    assert site.user("katherine").email == "katherine.old@example.com"
+    login_with_amazon(page, site, "Katherine Johnson")
+
+    expect_account(page, site, "katherine", "katherine@example.com", KATHERINE_ID)
+    expect(page.locator("#account-events")).to_contain_text("Email updated from Amazon")
+    assert site.user("katherine").email == "katherine@example.com"
+    assert site.events("katherine") == [
+        ("email_updated", "katherine.old@example.com -> katherine@example.com")
+    ]
+    assert len(site.query("SELECT id FROM users")) == 3
+
+
+def test_local_sign_in_and_sign_out_still_work(page: Page, site: DemoSite) -> None:
+    page.goto("/account")
+    expect(page).to_have_url(re.compile(re.escape(f"{site.url}/login")))
+
+    page.get_by_label("Username").fill("alan")
+    page.get_by_label("Password").fill("wrong-password")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("status")).to_have_text("Wrong username or password.")
+    expect(page.get_by_label("Username")).to_have_value("alan")
+
+    page.get_by_label("Password").fill("alan-password-1")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect_account(page, site, "alan", "alan.local@example.com", "not linked")
+
+    page.get_by_role("button", name="Sign out alan").click()
+    expect(page).to_have_url(f"{site.url}/login")
+    expect(page.get_by_role("status")).to_have_text("You are signed out.")
+    page.goto("/account")
+    expect(page).to_have_url(re.compile(re.escape(f"{site.url}/login")))
+
+
+def test_signed_in_user_links_then_unlinks_amazon(page: Page, site: DemoSite) -> None:
+    page.goto("/login")
+    page.get_by_label("Username").fill("grace")
+    page.get_by_label("Password").fill("grace-password-1")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect_account(page, site, "grace", "grace@example.com", "not linked")
+
+    page.get_by_role("link", name="Link your Amazon account").click()
+    page.get_by_role("radio", name=re.compile(r"^Grace Hopper")).check()
+    page.get_by_role("button", name="Allow").click()
+    expect_account(page, site, "grace", "grace@example.com", GRACE_ID)
+    assert site.amazon_links()[GRACE_ID] == "grace"
+
+    page.get_by_role("button", name="Unlink Amazon").click()
+    expect_account(page, site, "grace", "grace@example.com", "not linked")
+    expect(page.locator("#account-events")).to_contain_text("Amazon account unlinked")
+    assert GRACE_ID not in site.amazon_links()
+    assert [event for event, _detail in site.events("grace")] == ["linked", "unlinked"]
+
+
+def test_cancel_on_amazon_is_access_denied(page: Page, site: DemoSite) -> None:
+    before: Any = site.query("SELECT id, username, email FROM users ORDER BY id")
+    login_with_amazon(page, site, "Ada Lovelace", decision="Cancel")
+
+    expect(page.locator("h1")).to_have_text("Sign-in did not complete")
+    expect(page.locator("[data-error-code]")).to_have_text("access_denied")
+    screenshot(page, "access-denied")
+    page.get_by_role("link", name="Back to sign-in").click()
+    expect(page).to_have_url(f"{site.url}/login")
+    assert site.query("SELECT id, username, email FROM users ORDER BY id") == before
+    assert site.amazon_links() == {KATHERINE_ID: "katherine"}

@@ -1,0 +1,69 @@
+"""Concurrent sign-ins: the database decides, and it decides once."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import requests
+
+from tests.conftest import CLIENT_ID
+from tests.flows import answer_prompt, sign_in
+
+ADA = "amzn1.account.AEADALOVELACE00001"
+GRACE = "amzn1.account.AEGRACEHOPPER00001"
+
+
+def test_fifty_simultaneous_first_sign_ins_make_one_account(serve_app, lwa_emulator):
+    lwa_emulator.add_identity(ADA, "Ada Lovelace", "ada@example.com")
+    app = serve_app()
+    token = lwa_emulator.mint_token(CLIENT_ID, ADA)
+    start = threading.Barrier(50)
+
+    def sign_in_once(_: int) -> requests.Response:
+        with requests.Session() as client:
+            start.wait()
+            return client.post(f"{app.url}/client-token", data={"access_token": token}, timeout=60)
+
+    with ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(sign_in_once, range(50)))
+
+    assert [a.status_code for a in answers] == [200] * 50
+    [user] = app.query("SELECT id FROM users")
+    assert {a.json()["id"] for a in answers} == {user.id}
+    assert [tuple(r) for r in app.query("SELECT user_id, uid FROM social_auth_usersocialauth")] == [
+        (user.id, ADA)
+    ]
+    assert [e[0] for e in app.events()] == ["linked"]
+
+
+def test_twenty_simultaneous_wrong_passwords_get_at_most_five_tries(serve_app, lwa_emulator):
+    lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
+    app = serve_app()
+    user_id = app.add_user("grace", "grace@example.com", "the right one")
+    prompts: list[tuple[requests.Session, Any]] = []
+    for _ in range(20):
+        client = requests.Session()
+        prompts.append((client, sign_in(client, app, GRACE)))
+    start = threading.Barrier(20)
+
+    def guess(item: tuple[requests.Session, Any]) -> int:
+        client, prompt = item
+        start.wait()
+        return answer_prompt(client, prompt, password="a wrong guess").status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        statuses = list(pool.map(guess, prompts))
+
+    assert statuses.count(403) == 5  # wrong_password: the five tries that were checked
+    assert statuses.count(429) == 15  # too_many_attempts: never checked
+    [row] = app.query(
+        "SELECT failures FROM amazon_link_password_attempts WHERE user_id = :u", u=user_id
+    )
+    assert row.failures == 5
+    events = [e[0] for e in app.events()]
+    assert events.count("wrong_password") == 5
+    assert app.query("SELECT id FROM social_auth_usersocialauth") == []
+    for client, _prompt in prompts:
+        client.close()
