@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+screenshots: $(STAMP)
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/test_browser.py --db sqlite
 
 lint: $(STAMP)
 	$(BIN)/ruff check social_amazon_link pipelines demo tests

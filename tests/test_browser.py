@@ -3,7 +3,7 @@
 The demo and its LWA emulator run in-process on loopback ports with the seed
 data of ``python -m demo``; Playwright drives Debian's Chromium. Each test ends
 on the page a person would see and checks the database behind it. The main
-pages are saved to ``docs/screenshots/`` on the way.
+pages are saved on the way (``make screenshots`` puts them in ``docs/screenshots/``).
 """
 
 from __future__ import annotations

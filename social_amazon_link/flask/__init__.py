@@ -85,12 +85,19 @@ def _error_response(error: SocialAuthBaseException) -> ResponseReturnValue:
         sep = "&" if "?" in error_url else "?"
         return redirect(f"{error_url}{sep}{urlencode({'error': error.code})}")
     message = error.message if isinstance(error, AmazonError) else str(error)
+    signed_in = bool(getattr(current_user, "is_authenticated", False))
+    config = current_app.config
     return (
         render_template(
             "social_amazon_link/error.html",
+            error=error,
             code=error.code,
             message=message,
-            login_url=current_app.config.get("SOCIAL_AUTH_LOGIN_URL", "/"),
+            stage=error.stage,
+            signed_in=signed_in,
+            back_url=config.get("SOCIAL_AUTH_LOGIN_REDIRECT_URL", "/")
+            if signed_in
+            else config.get("SOCIAL_AUTH_LOGIN_URL", "/"),
         ),
         status,
     )
