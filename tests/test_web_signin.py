@@ -127,6 +127,7 @@ def test_each_amazon_failure_ends_on_its_code_and_writes_nothing(
     assert "canceled" not in page.text.lower()
     assert app.query("SELECT id FROM users") == []
     assert app.query("SELECT id FROM social_auth_usersocialauth") == []
+    assert app.query("SELECT id FROM social_auth_partial") == []
     # The fault was transient: the next sign-in works.
     assert sign_in(browser, app, ada).json()["authenticated"] is True
 
