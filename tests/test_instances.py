@@ -1,0 +1,159 @@
+"""Two app processes behind one database and one secret behave as one app."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests import sample_app
+from tests.conftest import CLIENT_ID, CLIENT_SECRET
+from tests.flows import consent, start_sign_in
+from tests.forms import first_form
+from tests.test_demo_process import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+GRACE = "amzn1.account.AEGRACEHOPPER00001"
+PASSWORD = "correct horse battery"
+
+
+class Instance:
+    def __init__(self, url: str, process: subprocess.Popen[bytes]) -> None:
+        self.url = url
+        self.process = process
+
+
+@pytest.fixture
+def instances(database_url: str, lwa_emulator: Any) -> Iterator[tuple[Instance, Instance]]:
+    ports = [free_port(), free_port()]
+    settings = {
+        "SECRET_KEY": "one secret for every instance",
+        "SOCIAL_AUTH_AMAZON_KEY": CLIENT_ID,
+        "SOCIAL_AUTH_AMAZON_SECRET": CLIENT_SECRET,
+        "SOCIAL_AUTH_AMAZON_AUTHORIZATION_URL": f"{lwa_emulator.url}/ap/oa",
+        "SOCIAL_AUTH_AMAZON_API_URL": lwa_emulator.url,
+    }
+    lwa_emulator.add_client(
+        CLIENT_ID,
+        CLIENT_SECRET,
+        redirect_uris=[f"http://127.0.0.1:{p}/complete/amazon/" for p in ports],
+    )
+    # The schema first, from one place, as a deployment's migration step would.
+    setup = sample_app.create_app(database_url, settings)
+    setup.extensions["test_session"].remove()
+    setup.extensions["test_engine"].dispose()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "DATABASE_URL": database_url,
+        "SAL_TEST_SETTINGS": json.dumps(settings),
+    }
+    started = []
+    for port in ports:
+        process = subprocess.Popen(  # noqa: S603
+            [
+                sys.executable,
+                "-m",
+                "waitress",
+                f"--listen=127.0.0.1:{port}",
+                "--threads=8",
+                "--call",
+                "tests.instance_app:create",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        started.append(Instance(f"http://127.0.0.1:{port}", process))
+    try:
+        for instance in started:
+            _wait_until_up(instance)
+        yield started[0], started[1]
+    finally:
+        for instance in started:
+            instance.process.terminate()
+            instance.process.wait(timeout=10)
+
+
+def _wait_until_up(instance: Instance) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if instance.process.poll() is not None:
+            raise AssertionError(instance.process.stderr.read().decode())  # type: ignore[union-attr]
+        try:
+            requests.get(f"{instance.url}/me", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError(f"{instance.url} did not start")
+
+
+def _paused_on(browser: requests.Session, instance: Instance) -> requests.Response:
+    callback = consent(browser, start_sign_in(browser, instance), GRACE, "allow")  # type: ignore[arg-type]
+    prompt = browser.get(callback)
+    assert "/link/amazon/password" in prompt.url
+    return prompt
+
+
+def _answer_on(
+    browser: requests.Session, prompt: requests.Response, instance: Instance, password: str
+) -> requests.Response:
+    _action, fields, _ = first_form(prompt.text, prompt.url)
+    return browser.post(
+        f"{instance.url}/link/amazon/password", data={**fields, "password": password}
+    )
+
+
+@pytest.fixture
+def grace(lwa_emulator: Any, database_url: str, instances: Any) -> int:
+    """Grace's Amazon identity, and a local account with her email and a password."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+    from werkzeug.security import generate_password_hash
+
+    lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
+    engine = create_engine(database_url)
+    with Session(engine) as session:
+        user = sample_app.User(
+            username="grace",
+            email="grace@example.com",
+            password_hash=generate_password_hash(PASSWORD),
+        )
+        session.add(user)
+        session.commit()
+        user_id = int(user.id)
+    engine.dispose()
+    return user_id
+
+
+def test_a_sign_in_paused_on_one_instance_completes_on_the_other(instances, grace, database_url):
+    first, second = instances
+    user_id = _add_grace(first, database_url)
+    with requests.Session() as browser:
+        prompt = _paused_on(browser, first)
+        done = _answer_on(browser, prompt, second, PASSWORD)
+        assert done.url == f"{second.url}/me"
+        assert done.json()["id"] == grace
+        # The session is the same on both: signed in on the first too.
+        assert browser.get(f"{first.url}/me").json()["id"] == grace
+
+
+def test_the_lockout_counter_is_shared_by_the_instances(instances, grace):
+    first, second = instances
+    with requests.Session() as browser:
+        prompt = _paused_on(browser, first)
+        statuses = [
+            _answer_on(browser, prompt, instance, "wrong").status_code
+            for instance in (first, second, first, second, first)
+        ]
+        assert statuses == [403] * 5
+        assert _answer_on(browser, prompt, second, PASSWORD).status_code == 429
+        assert _answer_on(browser, prompt, first, PASSWORD).status_code == 429
