@@ -58,7 +58,7 @@ def instances(database_url: str, lwa_emulator: Any) -> Iterator[tuple[Instance, 
     }
     started = []
     for port in ports:
-        process = subprocess.Popen(  # noqa: S603
+        process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -134,9 +134,8 @@ def grace(lwa_emulator: Any, database_url: str, instances: Any) -> int:
     return user_id
 
 
-def test_a_sign_in_paused_on_one_instance_completes_on_the_other(instances, grace, database_url):
+def test_a_sign_in_paused_on_one_instance_completes_on_the_other(instances, grace):
     first, second = instances
-    user_id = _add_grace(first, database_url)
     with requests.Session() as browser:
         prompt = _paused_on(browser, first)
         done = _answer_on(browser, prompt, second, PASSWORD)
