@@ -108,7 +108,16 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
     _user_model: ClassVar[type[Any]]
 
     def set_extra_data(self, extra_data: dict[str, Any] | None = None) -> bool:
-        """Merge and save; social-core's ``load_extra_data`` relies on the storage saving."""
+        """Merge and save; social-core's ``load_extra_data`` relies on the storage saving.
+
+        A returning user whose data did not change costs no write: a new
+        ``auth_time`` alone is not saved (it then tells when the link's data
+        last changed).
+        """
+        if extra_data and self.extra_data:
+            current = self.extra_data
+            if all(current.get(k) == v for k, v in extra_data.items() if k != "auth_time"):
+                return False
         changed = super().set_extra_data(extra_data)
         if changed:
             _commit(self)

@@ -253,3 +253,25 @@ def test_store_tokens_keeps_them_for_apps_that_call_amazon(serve_app, browser, a
     assert data["access_token"].startswith("Atza|")
     assert data["refresh_token"].startswith("Atzr|")
     assert data["token_type"] == "bearer"
+
+
+def test_returning_user_costs_one_query_and_no_write(serve_app, browser, lwa_emulator, ada):
+    from sqlalchemy import event
+
+    app = serve_app()
+    token = lwa_emulator.mint_token(CLIENT_ID, ada)
+    assert browser.post(f"{app.url}/client-token", data={"access_token": token}).ok
+    statements: list[str] = []
+    engine = app.app.extensions["test_engine"]
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement.split()[0].upper())
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with requests.Session() as again:
+            answer = again.post(f"{app.url}/client-token", data={"access_token": token})
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert answer.ok
+    assert statements == ["SELECT"]  # the link, with its user joined
