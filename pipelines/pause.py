@@ -43,7 +43,7 @@ def pause(
     keywords, so the view, the JSON API and the step itself read the same thing.
     """
     strategy = backend.strategy
-    prompt = {**prompt, "paused_at": int(time.time())}
+    prompt = {**prompt, "paused_at": time.time()}
     rest = {k: v for k, v in kwargs.items() if k not in _PIPELINE_ARGS}
     rest[PROMPT_KEY] = prompt
     partial = partial_prepare(

@@ -281,9 +281,6 @@ class LWAClient:
         self.session.headers["Accept"] = "application/json"
         if user_agent:
             self.session.headers["User-Agent"] = user_agent
-        # One worker per concurrent sign-in is plenty: it only ever runs the
-        # tokeninfo call while the calling thread fetches the profile.
-        self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="lwa")
 
     def __repr__(self) -> str:
         return f"LWAClient({self.api_url!r})"
@@ -343,7 +340,7 @@ class LWAClient:
         sign-in waits one round trip to Amazon, not two. The profile is only
         returned once tokeninfo says the token was issued to ``client_id``.
         """
-        info_future: Future[TokenInfo] = self._executor.submit(self.tokeninfo, access_token)
+        info_future: Future[TokenInfo] = _executor().submit(self.tokeninfo, access_token)
         try:
             profile: Profile | None = self.profile(access_token)
             profile_error: Exception | None = None
@@ -375,13 +372,32 @@ class LWAClient:
         return body
 
     def close(self) -> None:
-        """Close pooled connections and the worker threads."""
-        self._executor.shutdown(wait=False)
+        """Close the pooled connections."""
         self.session.close()
 
 
 _clients: dict[tuple[Any, ...], LWAClient] = {}
 _clients_lock = threading.Lock()
+_shared_executor: ThreadPoolExecutor | None = None
+
+#: Concurrent tokeninfo calls, for every client of the process.
+EXECUTOR_WORKERS = 32
+
+
+def _executor() -> ThreadPoolExecutor:
+    """The process's worker threads for tokeninfo calls, started on first use.
+
+    One pool for every client: a worker only ever runs a tokeninfo call while
+    the calling thread fetches the profile, whichever host it is for.
+    """
+    global _shared_executor
+    if _shared_executor is None:
+        with _clients_lock:
+            if _shared_executor is None:
+                _shared_executor = ThreadPoolExecutor(
+                    max_workers=EXECUTOR_WORKERS, thread_name_prefix="lwa"
+                )
+    return _shared_executor
 
 
 def client_for(

@@ -462,8 +462,10 @@ class SQLAlchemyPasswordAttempts:
                 .values(
                     failures=table.c.failures + 1,
                     last_failure_at=now,
+                    # Whole seconds: one more, so a lock never lasts less than asked.
                     locked_until=case(
-                        (table.c.failures + 1 >= max_attempts, now + lockout_seconds), else_=0
+                        (table.c.failures + 1 >= max_attempts, now + lockout_seconds + 1),
+                        else_=0,
                     ),
                 )
                 .returning(table.c.failures)

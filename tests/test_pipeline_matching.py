@@ -108,7 +108,7 @@ def test_lock_ends_after_the_lockout(serve_app, browser, grace):
     import time
 
     app = serve_app(
-        SOCIAL_AUTH_AMAZON_LINK_MAX_PASSWORD_ATTEMPTS=2, SOCIAL_AUTH_AMAZON_LINK_LOCKOUT_SECONDS=3
+        SOCIAL_AUTH_AMAZON_LINK_MAX_PASSWORD_ATTEMPTS=2, SOCIAL_AUTH_AMAZON_LINK_LOCKOUT_SECONDS=1
     )
     user_id = app.add_user("grace", "grace@example.com", PASSWORD)
     page = sign_in(browser, app, grace)
@@ -116,7 +116,7 @@ def test_lock_ends_after_the_lockout(serve_app, browser, grace):
     assert "1 try left" in page.text
     page = answer_prompt(browser, page, password="wrong")
     assert answer_prompt(browser, page, password=PASSWORD).status_code == 429
-    time.sleep(3.1)  # the lock is kept in whole seconds: between 2 and 3 s here
+    time.sleep(2.1)  # the lock is kept in whole seconds: between 1 and 2 s here
     assert answer_prompt(browser, page, password=PASSWORD).json()["id"] == user_id
 
 

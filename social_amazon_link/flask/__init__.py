@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, scoped_session
 from pipelines import AMAZON_DISCONNECT_PIPELINE, AMAZON_PIPELINE
 
 from ..errors import AmazonError, error_status
+from .api import bp as api_views
 from .csrf import csrf_token
 from .storage import init_social
 from .views import bp as link_views
@@ -58,6 +59,8 @@ def init_app(
         app.register_blueprint(social_auth)
     if link_views.name not in app.blueprints:
         app.register_blueprint(link_views)
+    if api_views.name not in app.blueprints:
+        app.register_blueprint(api_views)
     app.jinja_env.globals.setdefault("amazon_link_csrf_token", csrf_token)
 
     @app.before_request

@@ -5,7 +5,8 @@ pause the pipeline and redirect here (``LINK_PASSWORD_URL``,
 ``LINK_REGISTRATION_URL``). Each page shows the prompt stored with the pause;
 its form posts back here, and the sign-in resumes through social-core's
 ``do_complete``. A wrong answer shows the form again with the reason; a pause
-that is unknown, expired or from another session is refused and removed.
+that is unknown, expired or from another session is refused and removed
+(:func:`.paused.load_paused`, the checks the JSON API applies too).
 
 Override the look by putting ``social_amazon_link/password.html`` or
 ``social_amazon_link/register.html`` in the app's templates folder.
@@ -15,14 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from social_core.actions import do_complete
-from social_core.utils import PARTIAL_TOKEN_SESSION_NAME
 from social_flask.routes import do_login
-from social_flask.utils import load_backend, load_strategy
-
-from pipelines.pause import prompt_expired, prompt_of
 
 from ..errors import (
     InvalidPartial,
@@ -32,6 +29,7 @@ from ..errors import (
     WrongPassword,
 )
 from .csrf import check_csrf
+from .paused import load_paused
 
 __all__ = ["bp"]
 
@@ -62,32 +60,8 @@ def _prompt(kinds: tuple[str, ...]) -> ResponseReturnValue:
     if request.method == "POST" and query_token and query_token != token:
         raise InvalidPartial(reason="token_mismatch", stage="callback")
     token = token or query_token
-    strategy = load_strategy()
-    partial = strategy.partial_load(token) if token else None
-    backend = (
-        load_backend(
-            strategy,
-            partial.backend,
-            redirect_uri=url_for("social.complete", backend=partial.backend),
-        )
-        if partial is not None
-        else None
-    )
-    prompt = prompt_of(partial)
-    reason = (
-        "unknown"
-        if partial is None or prompt is None or prompt.get("kind") not in kinds
-        else "other_session"
-        if session.get(PARTIAL_TOKEN_SESSION_NAME) != token
-        else "expired"
-        if prompt_expired(backend, prompt)
-        else None
-    )
-    if reason is not None:
-        if partial is not None:
-            strategy.clean_partial_pipeline(token)
-        raise InvalidPartial(reason=reason, stage="callback")
-    assert prompt is not None and backend is not None
+    paused = load_paused(token, kinds)
+    strategy, backend, prompt = paused.strategy, paused.backend, paused.prompt
 
     context: dict[str, Any] = {"prompt": prompt, "partial_token": token, "values": {}}
     if prompt["kind"] == "registration":
