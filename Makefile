@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 screenshots: $(STAMP)
-	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/test_browser.py --db sqlite
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/test_browser.py --db sqlite
 
 lint: $(STAMP)
 	$(BIN)/ruff check social_amazon_link pipelines demo tests

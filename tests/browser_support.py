@@ -41,7 +41,7 @@ CHROMIUM_ARGS = [
 #: test run writes them to a scratch folder, so it changes no tracked file.
 SCREENSHOTS = Path(
     os.environ.get("SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "sal-screenshots"
-)
+).resolve()
 
 
 class DemoSite:
