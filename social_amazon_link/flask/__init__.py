@@ -14,7 +14,7 @@ import logging
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, current_app, g, redirect, render_template
+from flask import Flask, current_app, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from social_core.exceptions import SocialAuthBaseException
@@ -63,10 +63,14 @@ def init_app(
         app.register_blueprint(api_views)
     app.jinja_env.globals.setdefault("amazon_link_csrf_token", csrf_token)
 
+    ours = {social_auth.name, link_views.name, api_views.name}
+
     @app.before_request
     def _expose_user() -> None:
         # social-auth-app-flask's views read the signed-in user from g.user.
-        g.user = current_user._get_current_object()
+        # Only for this integration's views: loading the user costs a query.
+        if request.blueprint in ours:
+            g.user = current_user._get_current_object()
 
     app.register_error_handler(SocialAuthBaseException, _error_response)
 
