@@ -20,12 +20,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 screenshots: $(STAMP)
 	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/test_browser.py --db sqlite
 
 lint: $(STAMP)
-	$(BIN)/ruff check social_amazon_link pipelines demo tests
-	$(BIN)/ruff format --check social_amazon_link pipelines demo tests
+	$(BIN)/ruff check social_amazon_link pipelines demo tests bench
+	$(BIN)/ruff format --check social_amazon_link pipelines demo tests bench
 	$(BIN)/mypy
 
 clean:

@@ -12,6 +12,7 @@ whose only documented form is the query string; the client never logs a URL.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -272,6 +273,17 @@ class LWAClient:
         self.profile_url = f"{self.api_url}/user/profile"
         self.tokeninfo_url = f"{self.api_url}/auth/o2/tokeninfo"
         self.session = requests.Session()
+        # The environment is read once, here, not on every call: requests'
+        # per-call lookup (proxies, netrc, CA bundle) costs CPU on each
+        # sign-in, and its REQUESTS_CA_BUNDLE would silently override an
+        # explicit VERIFY_SSL. A bundle from the environment still applies
+        # when VERIFY_SSL is left at True.
+        self.session.trust_env = False
+        self.session.proxies = requests.utils.get_environ_proxies(self.api_url)
+        if verify is True:
+            verify = (
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            )
         self.session.verify = verify
         adapter = requests.adapters.HTTPAdapter(
             pool_connections=4, pool_maxsize=pool_size, max_retries=0

@@ -236,3 +236,16 @@ def test_tokens_are_redacted_from_urllib3_debug_logs(client, lwa_emulator, ada, 
         client.verified_profile(token, CLIENT_ID)
     assert "tokeninfo" in caplog.text
     assert token not in caplog.text
+
+
+def test_an_explicit_ca_bundle_wins_over_the_environment(monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/from-the-environment.pem")
+    explicit = LWAClient("https://api.amazon.com", verify="/srv/our-ca.pem")
+    settings = explicit.session.merge_environment_settings(
+        explicit.profile_url, {}, None, None, None
+    )
+    assert settings["verify"] == "/srv/our-ca.pem"
+    # Left at the default, the environment's bundle applies (read once).
+    default = LWAClient("https://api.amazon.com")
+    assert default.session.verify == "/etc/ssl/from-the-environment.pem"
+    assert LWAClient("https://api.amazon.com", verify=False).session.verify is False

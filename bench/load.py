@@ -1,0 +1,332 @@
+"""Sign-ins per second: the sample app in worker processes, many clients at once.
+
+Each worker is ``waitress`` serving :func:`bench.worker.create` on its own
+port (waitress has no pre-fork mode; two ports, the clients split between
+them, is what a load balancer in front of two processes sees). The clients
+are one asyncio loop in this process speaking HTTP/1.1 on kept-alive
+connections, as cheap per request as a client can be, so that the two cores
+go to the server side. Every client signs returning users in, over and over.
+
+While the load runs, the CPU time of every process involved is read from
+``/proc``: where the machine's cores went is most of the story of a
+throughput figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from .network import REPO, Network
+from .signins import percentile
+
+__all__ = ["LoadResult", "run_load"]
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds every core spent not idle so far (``/proc/stat``)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    # guest time is already counted in user: the first eight fields are the total.
+    return (sum(fields[:8]) - idle) / _TICKS
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+@dataclass
+class LoadResult:
+    side: str
+    workers: int
+    clients: int
+    seconds: float
+    signins: int
+    errors: int
+    latencies_ms: list[float]
+    amazon_calls: int
+    connections: int
+    #: CPU seconds per process group over the measured window.
+    cpu: dict[str, float]
+
+    @property
+    def rate(self) -> float:
+        return self.signins / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        per = max(1, self.signins)
+        return {
+            "workers": self.workers,
+            "clients": self.clients,
+            "seconds": round(self.seconds, 2),
+            "signins": self.signins,
+            "errors": self.errors,
+            "signins_per_s": self.rate,
+            "p50_ms": percentile(self.latencies_ms, 50) if self.latencies_ms else None,
+            "p99_ms": percentile(self.latencies_ms, 99) if self.latencies_ms else None,
+            "amazon_calls": self.amazon_calls / per,
+            "new_connections": self.connections / per,
+            "cpu_ms_per_signin": {name: s * 1000 / per for name, s in self.cpu.items()},
+            "cpu_cores_busy": {name: s / self.seconds for name, s in self.cpu.items()},
+        }
+
+
+class _Workers:
+    def __init__(
+        self,
+        side: str,
+        database_url: str,
+        config: dict[str, Any],
+        network: Network,
+        count: int,
+        threads: int,
+        logdir: Path,
+    ) -> None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "DATABASE_URL": database_url,
+            "BENCH_SETTINGS": json.dumps(config),
+            "BENCH_SIDE": side,
+            "BENCH_STOCK_API_URL": network.api_url,
+            "BENCH_THREADS": str(threads),
+        }
+        self.ports = [_free_port() for _ in range(count)]
+        self.logs = [logdir / f"worker-{side}-{port}.log" for port in self.ports]
+        self.processes = []
+        for port, log in zip(self.ports, self.logs, strict=True):
+            with log.open("wb") as out:
+                self.processes.append(
+                    subprocess.Popen(  # noqa: S603 (this interpreter, our own arguments)
+                        [
+                            sys.executable,
+                            "-m",
+                            "waitress",
+                            f"--listen=127.0.0.1:{port}",
+                            f"--threads={threads}",
+                            "--call",
+                            "bench.worker:create",
+                        ],
+                        cwd=REPO,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+
+    def wait_until_up(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        for port, process, log in zip(self.ports, self.processes, self.logs, strict=True):
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"worker on {port} exited:\n{log.read_text()[-2000:]}")
+                try:
+                    requests.get(f"http://127.0.0.1:{port}/me", timeout=1)
+                    break
+                except requests.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"worker on {port} did not start") from None
+                    time.sleep(0.1)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _request(side: str, port: int, token: str, *, path: str | None = None) -> bytes:
+    """A sign-in request with ``token`` (or the same body posted to ``path``)."""
+    if side == "ours":
+        target, kind = "/api/amazon/token", "application/json"
+        body = json.dumps({"access_token": token}).encode()
+    else:
+        target, kind = "/client-token", "application/x-www-form-urlencoded"
+        body = f"access_token={quote(token, safe='')}".encode()
+    head = (
+        f"POST {path or target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: {kind}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _client(
+    port: int,
+    requests_: Sequence[bytes],
+    offset: int,
+    deadline: float,
+    done: list[tuple[float, float, bool]],
+) -> None:
+    loop = asyncio.get_running_loop()
+    reader: asyncio.StreamReader | None = None
+    writer: asyncio.StreamWriter | None = None
+    i = offset
+    while loop.time() < deadline:
+        if writer is None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        assert reader is not None
+        began = loop.time()
+        writer.write(requests_[i % len(requests_)])
+        i += 1
+        status = await reader.readline()
+        length, close = 0, False
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection" and value.strip().lower() == b"close":
+                close = True
+        body = await reader.readexactly(length) if length else b""
+        parts = status.split()
+        ok = len(parts) > 1 and parts[1] == b"200" and b"error" not in body
+        done.append((began, loop.time(), ok))
+        if close or not status:
+            writer.close()
+            writer = None
+    if writer is not None:
+        writer.close()
+
+
+async def _drive(
+    side: str,
+    ports: Sequence[int],
+    tokens: Sequence[str],
+    clients: int,
+    warmup: float,
+    seconds: float,
+    on_window: Any,
+    path: str | None,
+) -> tuple[float, float, list[tuple[float, float, bool]]]:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    window = (start + warmup, start + warmup + seconds)
+    done: list[tuple[float, float, bool]] = []
+    per_port = {port: [_request(side, port, t, path=path) for t in tokens] for port in ports}
+
+    async def mark(at: float, which: int) -> None:
+        await asyncio.sleep(at - loop.time())
+        await loop.run_in_executor(None, on_window, which)
+
+    tasks = [
+        _client(ports[i % len(ports)], per_port[ports[i % len(ports)]], i, window[1], done)
+        for i in range(clients)
+    ]
+    await asyncio.gather(*tasks, mark(window[0], 0), mark(window[1], 1))
+    return window[0], window[1], done
+
+
+def _phase(
+    pool: _Workers,
+    side: str,
+    network: Network,
+    tokens: Sequence[str],
+    *,
+    clients: int,
+    warmup: float,
+    seconds: float,
+    path: str | None,
+) -> LoadResult:
+    pids = {
+        "app workers": [p.pid for p in pool.processes],
+        "emulator": [network.amazon.process.pid],
+        "delay proxy": [network.proxy.process.pid],
+        "load clients (bench)": [os.getpid()],
+    }
+    marks: list[tuple[dict[str, float], tuple[int, int]]] = []
+
+    def on_window(_which: int) -> None:
+        cpu = {name: sum(_cpu_seconds(pid) for pid in group) for name, group in pids.items()}
+        cpu["whole machine"] = _machine_busy_seconds()
+        marks.append((cpu, network.stats()))
+
+    began, ended, done = asyncio.run(
+        _drive(side, pool.ports, tokens, clients, warmup, seconds, on_window, path)
+    )
+    inside = [(start, end, ok) for start, end, ok in done if began <= end <= ended]
+    (cpu0, (conn0, calls0)), (cpu1, (conn1, calls1)) = marks
+    return LoadResult(
+        side=side,
+        workers=len(pool.processes),
+        clients=clients,
+        seconds=ended - began,
+        signins=sum(1 for *_, ok in inside if ok),
+        errors=sum(1 for *_, ok in inside if not ok),
+        latencies_ms=[(end - start) * 1000 for start, end, ok in inside if ok],
+        amazon_calls=calls1 - calls0,
+        connections=conn1 - conn0,
+        cpu={name: cpu1[name] - cpu0[name] for name in cpu0},
+    )
+
+
+def run_load(
+    side: str,
+    database_url: str,
+    config: dict[str, Any],
+    network: Network,
+    tokens: Sequence[str],
+    *,
+    workers: int,
+    threads: int,
+    clients: int,
+    warmup: float,
+    seconds: float,
+    trivial_seconds: float,
+    logdir: Path,
+) -> tuple[LoadResult, LoadResult]:
+    """Load ``workers`` fresh server processes: first a trivial endpoint, then sign-ins.
+
+    The trivial phase (the same request body posted to ``/bench/ping``)
+    measures what waitress and Flask cost per request on these very
+    processes, hot, so that it can be taken off the sign-ins' CPU.
+    Returns (trivial, sign-ins); the workers stop afterwards.
+    """
+    pool = _Workers(side, database_url, config, network, workers, threads, logdir)
+    try:
+        pool.wait_until_up()
+        common = {"clients": clients}
+        trivial = _phase(
+            pool,
+            side,
+            network,
+            tokens,
+            warmup=min(1.0, warmup),
+            seconds=trivial_seconds,
+            path="/bench/ping",
+            **common,
+        )
+        signins = _phase(
+            pool, side, network, tokens, warmup=warmup, seconds=seconds, path=None, **common
+        )
+    finally:
+        pool.stop()
+    return trivial, signins

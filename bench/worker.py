@@ -1,0 +1,28 @@
+"""The sample app as a server process of the load test (``waitress --call bench.worker:create``).
+
+Configured from the environment, as :mod:`tests.instance_app` is:
+``DATABASE_URL``, ``BENCH_SETTINGS`` (a JSON object of Flask settings) and
+``BENCH_SIDE`` (``ours`` or ``stock``; :mod:`bench.stock` reads its own
+``BENCH_STOCK_API_URL``) and ``BENCH_THREADS`` (waitress's threads: the size
+of the database pool).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from flask import Flask
+
+from . import stock  # noqa: F401  (aims the stock backend at the proxy, from the environment)
+from .apps import build
+
+
+def create() -> Flask:
+    bench_app = build(
+        os.environ["DATABASE_URL"],
+        json.loads(os.environ["BENCH_SETTINGS"]),
+        side=os.environ.get("BENCH_SIDE", "ours"),
+        pool_size=int(os.environ.get("BENCH_THREADS", "16")),
+    )
+    return bench_app.app
