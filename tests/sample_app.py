@@ -75,6 +75,13 @@ def create_app(database_url: str, settings: dict[str, Any]) -> Flask:
             email=current_user.email,
         )
 
+    @app.get("/csrf-token")
+    def csrf_token() -> Any:
+        # What a page of the app would put in a form posting to the integration.
+        from social_amazon_link.flask.csrf import csrf_token as token
+
+        return jsonify(csrf_token=token())
+
     @app.post("/test-login")
     def test_login() -> Any:
         # The app's own username + password sign-in.

@@ -24,7 +24,7 @@ from pipelines import AMAZON_DISCONNECT_PIPELINE, AMAZON_PIPELINE
 
 from ..errors import AmazonError, error_status
 from .api import bp as api_views
-from .csrf import csrf_token
+from .csrf import check_csrf, csrf_token
 from .storage import init_social
 from .views import bp as link_views
 
@@ -71,6 +71,10 @@ def init_app(
         # Only for this integration's views: loading the user costs a query.
         if request.blueprint in ours:
             g.user = current_user._get_current_object()
+        # Its disconnect view checks no CSRF token: a form elsewhere could
+        # unlink a signed-in person's Amazon account.
+        if request.endpoint == "social.disconnect" and request.method == "POST":
+            check_csrf(request.form.get("csrf_token"))
 
     app.register_error_handler(SocialAuthBaseException, _error_response)
 

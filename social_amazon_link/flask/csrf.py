@@ -1,11 +1,16 @@
-"""A per-session CSRF token for the integration's forms (hidden field ``csrf_token``)."""
+"""A per-session CSRF token for the integration's forms (hidden field ``csrf_token``).
+
+When the app protects itself with Flask-WTF's ``CSRFProtect``, its token is
+used instead (one ``csrf_token`` per form, checked by Flask-WTF before any
+view runs); otherwise this module keeps its own in the session.
+"""
 
 from __future__ import annotations
 
 import hmac
 import secrets
 
-from flask import session
+from flask import current_app, session
 
 from ..errors import InvalidRequest
 
@@ -14,8 +19,16 @@ __all__ = ["check_csrf", "csrf_token"]
 SESSION_KEY = "_amazon_link_csrf"
 
 
+def _flask_wtf_protects() -> bool:
+    return "csrf" in current_app.extensions
+
+
 def csrf_token() -> str:
     """This session's token, created on first use."""
+    if _flask_wtf_protects():
+        from flask_wtf.csrf import generate_csrf
+
+        return str(generate_csrf())
     token = session.get(SESSION_KEY)
     if not isinstance(token, str):
         token = session[SESSION_KEY] = secrets.token_urlsafe(32)
@@ -24,6 +37,8 @@ def csrf_token() -> str:
 
 def check_csrf(sent: object) -> None:
     """Refuse a form whose ``csrf_token`` is not this session's."""
+    if _flask_wtf_protects():
+        return  # CSRFProtect checked this request before the view ran
     expected = session.get(SESSION_KEY)
     if (
         not isinstance(sent, str)

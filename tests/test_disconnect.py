@@ -1,0 +1,54 @@
+"""Unlinking Amazon: CSRF-checked, refused when it would lock the user out, recorded."""
+
+from __future__ import annotations
+
+GRACE = "amzn1.account.AEGRACEHOPPER00001"
+
+
+def _signed_in(app, browser, password="pw-123456"):
+    user_id = app.add_user("grace", "grace@example.com", password)
+    app.link(user_id, GRACE)
+    if password:
+        browser.post(f"{app.url}/test-login", data={"username": "grace", "password": password})
+    return user_id
+
+
+def _links(app) -> int:
+    return len(app.query("SELECT id FROM social_auth_usersocialauth"))
+
+
+def test_unlink_without_the_csrf_token_is_refused(serve_app, browser):
+    app = serve_app()
+    _signed_in(app, browser)
+    answer = browser.post(f"{app.url}/disconnect/amazon/", data={})
+    assert answer.status_code == 400
+    assert "data-error-code>invalid_request<" in answer.text
+    assert _links(app) == 1
+
+
+def test_unlink_with_the_token_removes_the_link_and_records_it(serve_app, browser):
+    app = serve_app()
+    user_id = _signed_in(app, browser)
+    token = browser.get(f"{app.url}/csrf-token").json()["csrf_token"]
+    answer = browser.post(
+        f"{app.url}/disconnect/amazon/", data={"csrf_token": token}, allow_redirects=False
+    )
+    assert answer.status_code == 302
+    assert _links(app) == 0
+    assert app.events() == [("unlinked", user_id, GRACE, "")]
+
+
+def test_unlink_that_would_leave_no_way_to_sign_in_is_refused(serve_app, browser, lwa_emulator):
+    lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
+    app = serve_app()
+    from tests.flows import sign_in
+
+    user_id = sign_in(browser, app, GRACE).json()["id"]  # an account made by Amazon
+    token = browser.get(f"{app.url}/csrf-token").json()["csrf_token"]
+    answer = browser.post(f"{app.url}/disconnect/amazon/", data={"csrf_token": token})
+    assert answer.status_code == 409
+    assert "data-error-code>disconnect_disallowed<" in answer.text
+    assert "Amazon is still linked" in answer.text
+    assert _links(app) == 1
+    assert [e[0] for e in app.events()] == ["linked"]
+    assert browser.get(f"{app.url}/me").json()["id"] == user_id
