@@ -544,6 +544,35 @@ class SQLAlchemyStorage(BaseStorage):
     def is_integrity_error(cls, exception: BaseException) -> bool:
         return isinstance(exception, IntegrityError)
 
+    @classmethod
+    def purge(
+        cls, *, state_max_age: int = 1800, pause_max_age: int = 900, now: float | None = None
+    ) -> dict[str, int]:
+        """Delete what abandoned sign-ins left behind; returns the count per table.
+
+        A sign-in started and never completed leaves its OAuth2 state nonce;
+        a pause never answered leaves its partial. Neither can be used once
+        older than its lifetime (social-core's ``STATE_LIFETIME``, this
+        library's ``LINK_PROMPT_MAX_AGE``), so they go. Run it now and then
+        (``flask amazon-link purge``).
+        """
+        session = _session()
+        now = time.time() if now is None else now
+        cutoff = datetime.fromtimestamp(now - pause_max_age, UTC)
+        try:
+            nonces = session.execute(
+                delete(cls.nonce).where(cls.nonce.timestamp < int(now - state_max_age))
+            )
+            partials = session.execute(delete(cls.partial).where(cls.partial.timestamp < cutoff))
+            session.commit()
+        except Exception:
+            session.rollback()
+            raise
+        return {
+            "nonces": int(getattr(nonces, "rowcount", 0)),
+            "partials": int(getattr(partials, "rowcount", 0)),
+        }
+
 
 @dataclass(frozen=True)
 class SocialModels:

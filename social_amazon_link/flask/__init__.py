@@ -14,7 +14,9 @@ import logging
 from typing import Any
 from urllib.parse import urlencode
 
+import click
 from flask import Flask, current_app, g, redirect, render_template, request
+from flask.cli import AppGroup
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from social_core.exceptions import SocialAuthBaseException
@@ -77,12 +79,34 @@ def init_app(
             check_csrf(request.form.get("csrf_token"))
 
     app.register_error_handler(SocialAuthBaseException, _error_response)
+    app.cli.add_command(cli)
 
     if isinstance(session, scoped_session):
 
         @app.teardown_appcontext
         def _remove_session(_exc: BaseException | None) -> None:
             session.remove()
+
+
+cli = AppGroup("amazon-link", help="Login with Amazon maintenance.")
+
+
+@cli.command("purge")
+def purge_command() -> None:
+    """Delete OAuth2 states and paused sign-ins too old to be used."""
+    from .storage import FlaskStorage
+
+    def setting(name: str, default: int) -> int:
+        config = current_app.config
+        return int(
+            config.get(f"SOCIAL_AUTH_AMAZON_{name}", config.get(f"SOCIAL_AUTH_{name}", default))
+        )
+
+    counts = FlaskStorage.purge(
+        state_max_age=setting("STATE_LIFETIME", 1800),
+        pause_max_age=setting("LINK_PROMPT_MAX_AGE", 900),
+    )
+    click.echo(f"purged {counts['nonces']} OAuth2 states, {counts['partials']} paused sign-ins")
 
 
 def _error_response(error: SocialAuthBaseException) -> ResponseReturnValue:
