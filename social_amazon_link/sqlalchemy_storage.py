@@ -20,7 +20,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -85,16 +86,27 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _commit(instance: Any = None) -> None:
-    """Add ``instance`` and commit; on failure roll back so the session stays usable."""
+@contextmanager
+def _writing() -> Iterator[AnySession]:
+    """The current session, committed at the end of the block.
+
+    On any error it is rolled back instead, so the session stays usable and
+    nothing of the block is half-written.
+    """
     session = _session()
     try:
-        if instance is not None:
-            session.add(instance)
+        yield session
         session.commit()
     except Exception:
         session.rollback()
         raise
+
+
+def _commit(instance: Any = None) -> None:
+    """Add ``instance`` (when given) and commit."""
+    with _writing() as session:
+        if instance is not None:
+            session.add(instance)
 
 
 class _Saved:
@@ -244,9 +256,8 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
         cls, social: Any, uid: str, id_key: str, *, evidence_key: str | None = None
     ) -> Any:
         """Re-key a legacy row, re-checking its evidence under a row lock."""
-        session = _session()
         uid = str(uid)
-        try:
+        with _writing() as session:
             locked = session.scalars(select(cls).where(cls.id == social.id).with_for_update()).one()
             if evidence_key is not None and str(locked.extra_data.get(evidence_key)) != uid:
                 raise IntegrityError("identifier evidence changed", None, ValueError())
@@ -262,10 +273,6 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
             locked.uid = uid
             locked.id_key = id_key
             locked.modified = _now()
-            session.commit()
-        except Exception:
-            session.rollback()
-            raise
         return locked
 
     @classmethod
@@ -284,13 +291,8 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
 
     @classmethod
     def disconnect(cls, entry: Any) -> None:
-        session = _session()
-        try:
+        with _writing() as session:
             session.delete(entry)
-            session.commit()
-        except Exception:
-            session.rollback()
-            raise
 
 
 class SQLAlchemyNonce(_Saved, NonceMixin):
@@ -313,15 +315,13 @@ class SQLAlchemyNonce(_Saved, NonceMixin):
 
     @classmethod
     def delete(cls, nonce: Any) -> None:
-        session = _session()
-        session.delete(nonce)
-        _commit()
+        with _writing() as session:
+            session.delete(nonce)
 
     @classmethod
     def consume(cls, server_url: str, timestamp: int, salt: str) -> bool:
         """Delete the nonce in one statement: of two racing callbacks, one wins."""
-        session = _session()
-        try:
+        with _writing() as session:
             result = session.execute(
                 delete(cls).where(
                     cls.server_url == server_url,
@@ -329,10 +329,6 @@ class SQLAlchemyNonce(_Saved, NonceMixin):
                     cls.salt == salt,
                 )
             )
-            session.commit()
-        except Exception:
-            session.rollback()
-            raise
         return getattr(result, "rowcount", 0) == 1
 
 
@@ -365,8 +361,8 @@ class SQLAlchemyAssociation(_Saved, AssociationMixin):
 
     @classmethod
     def remove(cls, ids_to_delete: list[int]) -> None:
-        _session().execute(delete(cls).where(cls.id.in_(ids_to_delete)))
-        _commit()
+        with _writing() as session:
+            session.execute(delete(cls).where(cls.id.in_(ids_to_delete)))
 
 
 class SQLAlchemyCode(_Saved, CodeMixin):
@@ -395,13 +391,8 @@ class SQLAlchemyPartial(_Saved, PartialMixin):
 
     @classmethod
     def destroy(cls, token: str) -> None:
-        session = _session()
-        try:
+        with _writing() as session:
             session.execute(delete(cls).where(cls.token == token))
-            session.commit()
-        except Exception:
-            session.rollback()
-            raise
 
 
 @dataclass(frozen=True)
@@ -428,17 +419,15 @@ class SQLAlchemyPasswordAttempts:
     def reserve(
         cls, user_id: Any, *, max_attempts: int, lockout_seconds: int, now: int | None = None
     ) -> Reservation:
-        session = _session()
         now = int(time.time()) if now is None else now
         table = cls.__table__
         row = table.c.user_id == user_id
-        try:
-            if session.get(cls, user_id) is None:
-                try:
-                    session.add(cls(user_id=user_id, failures=0, last_failure_at=0, locked_until=0))
-                    session.commit()
-                except IntegrityError:
-                    session.rollback()  # another request created it first
+        if _session().get(cls, user_id) is None:
+            try:
+                _commit(cls(user_id=user_id, failures=0, last_failure_at=0, locked_until=0))
+            except IntegrityError:
+                pass  # another request created it first
+        with _writing() as session:
             # A lock that has run out, or failures older than the window,
             # start the count again.
             session.execute(
@@ -475,10 +464,6 @@ class SQLAlchemyPasswordAttempts:
                 if failures is not None
                 else session.execute(select(table.c.locked_until).where(row)).scalar()
             )
-            session.commit()
-        except Exception:
-            session.rollback()
-            raise
         if failures is not None:
             return Reservation(allowed=True, failures=int(failures))
         return Reservation(
@@ -488,22 +473,12 @@ class SQLAlchemyPasswordAttempts:
     @classmethod
     def clear(cls, user_id: Any) -> None:
         """A right password: forget the failures."""
-        session = _session()
-        try:
+        with _writing() as session:
             session.execute(
                 update(cls.__table__)
                 .where(cls.__table__.c.user_id == user_id)
                 .values(failures=0, locked_until=0)
             )
-            session.commit()
-        except Exception:
-            session.rollback()
-            raise
-
-    @classmethod
-    def failures_of(cls, user_id: Any) -> int:
-        row = _session().get(cls, user_id)
-        return int(row.failures) if row is not None else 0
 
 
 class SQLAlchemyLinkEvent:
@@ -556,18 +531,13 @@ class SQLAlchemyStorage(BaseStorage):
         library's ``LINK_PROMPT_MAX_AGE``), so they go. Run it now and then
         (``flask amazon-link purge``).
         """
-        session = _session()
         now = time.time() if now is None else now
         cutoff = datetime.fromtimestamp(now - pause_max_age, UTC)
-        try:
+        with _writing() as session:
             nonces = session.execute(
                 delete(cls.nonce).where(cls.nonce.timestamp < int(now - state_max_age))
             )
             partials = session.execute(delete(cls.partial).where(cls.partial.timestamp < cutoff))
-            session.commit()
-        except Exception:
-            session.rollback()
-            raise
         return {
             "nonces": int(getattr(nonces, "rowcount", 0)),
             "partials": int(getattr(partials, "rowcount", 0)),
