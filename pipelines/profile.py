@@ -6,14 +6,12 @@ from typing import Any
 
 from social_amazon_link.errors import InvalidToken
 from social_amazon_link.lwa import Profile, parse_profile
-from social_amazon_link.sealing import seal
+from social_amazon_link.sealing import SEALED_TOKENS_KEY, seal
 
 __all__ = ["SEALED_TOKENS_KEY", "TOKEN_FIELDS", "fetch_profile"]
 
 #: Token fields of an LWA token response; kept out of the pipeline's data.
 TOKEN_FIELDS = ("access_token", "refresh_token")
-#: The pipeline keyword that carries tokens, encrypted, when ``STORE_TOKENS`` is on.
-SEALED_TOKENS_KEY = "amazon_sealed_tokens"
 
 
 def _clean(value: str | None) -> str | None:

@@ -10,6 +10,7 @@ validates ``user_id``, and checks with tokeninfo that a token a client sent us
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Literal, cast
 
 from social_core.backends.oauth import BaseOAuth2
@@ -22,7 +23,7 @@ from .errors import (
     ClientMisconfigured,
 )
 from .lwa import REGIONS, LWAClient, Region, client_for
-from .sealing import unseal
+from .sealing import SEALED_TOKENS_KEY, unseal
 
 __all__ = ["AmazonOAuth2"]
 
@@ -76,9 +77,9 @@ class AmazonOAuth2(BaseOAuth2[Any]):
     def access_token_url(self) -> str:
         return cast(str, self.setting("ACCESS_TOKEN_URL") or f"{self.api_url()}/auth/o2/token")
 
-    @property
+    @cached_property
     def lwa(self) -> LWAClient:
-        """The shared client for this backend's API host."""
+        """The shared client for this backend's API host (looked up once per backend)."""
         timeout = self.setting("REQUESTS_TIMEOUT") or self.setting("URLOPEN_TIMEOUT") or 5.0
         return client_for(
             self.api_url(),
@@ -203,12 +204,13 @@ class AmazonOAuth2(BaseOAuth2[Any]):
         that call Amazon's APIs on the person's behalf.
         """
         response = dict(response)
-        sealed = pipeline_kwargs.get("amazon_sealed_tokens")
-        if self.setting("STORE_TOKENS", False) and isinstance(sealed, str):
+        store_tokens = bool(self.setting("STORE_TOKENS", False))
+        sealed = pipeline_kwargs.get(SEALED_TOKENS_KEY)
+        if store_tokens and isinstance(sealed, str):
             _key, secret = self.get_key_and_secret()
             response.update(unseal(secret, sealed) or {})
         data = super().extra_data(user, uid, response, details, pipeline_kwargs)
-        if not self.setting("STORE_TOKENS", False):
+        if not store_tokens:
             for key in ("access_token", "refresh_token", "token_type"):
                 data.pop(key, None)
         return data
