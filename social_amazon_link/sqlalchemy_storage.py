@@ -428,8 +428,8 @@ class SQLAlchemyPasswordAttempts:
             except IntegrityError:
                 pass  # another request created it first
         with _writing() as session:
-            # A lock that has run out, or failures older than the window,
-            # start the count again.
+            # A lock that has run out, or failures older than the lockout
+            # (in whole seconds, so never sooner than asked), start the count again.
             session.execute(
                 update(table)
                 .where(
@@ -438,7 +438,7 @@ class SQLAlchemyPasswordAttempts:
                         and_(table.c.locked_until > 0, table.c.locked_until <= now),
                         and_(
                             table.c.locked_until == 0,
-                            table.c.last_failure_at <= now - lockout_seconds,
+                            table.c.last_failure_at < now - lockout_seconds,
                         ),
                     ),
                 )

@@ -6,8 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from tests.forms import first_form
 from tests.test_demo_process import free_port
 
 REPO = Path(__file__).resolve().parents[1]
+ADA = "amzn1.account.AEADALOVELACE00001"
 GRACE = "amzn1.account.AEGRACEHOPPER00001"
 PASSWORD = "correct horse battery"
 
@@ -156,3 +159,66 @@ def test_the_lockout_counter_is_shared_by_the_instances(instances, grace):
         assert statuses == [403] * 5
         assert _answer_on(browser, prompt, second, PASSWORD).status_code == 429
         assert _answer_on(browser, prompt, first, PASSWORD).status_code == 429
+
+
+def _rows(database_url: str, sql: str) -> list[tuple[Any, ...]]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+def test_fifty_first_sign_ins_across_both_instances_make_one_account(
+    instances, lwa_emulator, database_url
+):
+    lwa_emulator.add_identity(ADA, "Ada Lovelace", "ada@example.com")
+    token = lwa_emulator.mint_token(CLIENT_ID, ADA)
+    start = threading.Barrier(50)
+
+    def sign_in_once(n: int) -> requests.Response:
+        instance = instances[n % 2]
+        with requests.Session() as client:
+            start.wait()
+            return client.post(
+                f"{instance.url}/client-token", data={"access_token": token}, timeout=60
+            )
+
+    with ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(sign_in_once, range(50)))
+
+    assert [a.status_code for a in answers] == [200] * 50
+    [(user_id,)] = _rows(database_url, "SELECT id FROM users")
+    assert {a.json()["id"] for a in answers} == {user_id}
+    assert _rows(database_url, "SELECT user_id, uid FROM social_auth_usersocialauth") == [
+        (user_id, ADA)
+    ]
+    assert _rows(database_url, "SELECT event FROM amazon_link_events") == [("linked",)]
+
+
+def test_twenty_wrong_passwords_across_both_instances_get_five_tries(
+    instances, grace, database_url
+):
+    browsers = [requests.Session() for _ in range(20)]
+    prompts = [_paused_on(browser, instances[0]) for browser in browsers]
+    start = threading.Barrier(20)
+
+    def guess(n: int) -> int:
+        start.wait()
+        return _answer_on(browsers[n], prompts[n], instances[n % 2], "a wrong guess").status_code
+
+    try:
+        with ThreadPoolExecutor(20) as pool:
+            statuses = list(pool.map(guess, range(20)))
+    finally:
+        for browser in browsers:
+            browser.close()
+
+    assert statuses.count(403) == 5  # wrong_password: the five tries that were checked
+    assert statuses.count(429) == 15  # too_many_attempts: never checked
+    assert _rows(database_url, "SELECT user_id FROM social_auth_usersocialauth") == []
+    events = sorted(e for (e,) in _rows(database_url, "SELECT event FROM amazon_link_events"))
+    assert events.count("wrong_password") == 5

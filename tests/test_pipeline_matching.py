@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import requests
 
+from social_amazon_link.flask.storage import FlaskStorage
 from tests import sample_app
 from tests.flows import answer_prompt, sign_in
 
@@ -108,7 +109,7 @@ def test_lock_ends_after_the_lockout(serve_app, browser, grace):
     import time
 
     app = serve_app(
-        SOCIAL_AUTH_AMAZON_LINK_MAX_PASSWORD_ATTEMPTS=2, SOCIAL_AUTH_AMAZON_LINK_LOCKOUT_SECONDS=1
+        SOCIAL_AUTH_AMAZON_LINK_MAX_PASSWORD_ATTEMPTS=2, SOCIAL_AUTH_AMAZON_LINK_LOCKOUT_SECONDS=2
     )
     user_id = app.add_user("grace", "grace@example.com", PASSWORD)
     page = sign_in(browser, app, grace)
@@ -116,8 +117,47 @@ def test_lock_ends_after_the_lockout(serve_app, browser, grace):
     assert "1 try left" in page.text
     page = answer_prompt(browser, page, password="wrong")
     assert answer_prompt(browser, page, password=PASSWORD).status_code == 429
-    time.sleep(2.1)  # the lock is kept in whole seconds: between 1 and 2 s here
+    time.sleep(3.1)  # the lock is kept in whole seconds: between 2 and 3 s here
     assert answer_prompt(browser, page, password=PASSWORD).json()["id"] == user_id
+
+
+@pytest.mark.parametrize(
+    ("second_try_after", "counted"),
+    [(0, 2), (1, 2), (2, 2), (3, 1)],  # whole seconds after the first wrong password
+)
+def test_failures_are_forgotten_no_sooner_than_the_lockout(serve_app, second_try_after, counted):
+    # The count window and the lock are kept in whole seconds: a failure is
+    # remembered for at least LINK_LOCKOUT_SECONDS, never less.
+    app = serve_app()
+    user_id = app.add_user("grace", "grace@example.com", PASSWORD)
+    attempts = FlaskStorage.link_attempts
+    with app.app.app_context():
+        first = attempts.reserve(user_id, max_attempts=5, lockout_seconds=2, now=1_000)
+        second = attempts.reserve(
+            user_id, max_attempts=5, lockout_seconds=2, now=1_000 + second_try_after
+        )
+    assert (first.allowed, first.failures) == (True, 1)
+    assert second.allowed
+    assert failures(app, user_id) == counted
+
+
+def test_a_lock_lasts_at_least_the_lockout(serve_app):
+    app = serve_app()
+    user_id = app.add_user("grace", "grace@example.com", PASSWORD)
+    attempts = FlaskStorage.link_attempts
+
+    def reserve(at: int):
+        return attempts.reserve(user_id, max_attempts=2, lockout_seconds=2, now=at)
+
+    with app.app.app_context():
+        assert [reserve(1_000).allowed, reserve(1_000).allowed] == [True, True]
+        # Locked from the second reservation, for 2 s at the least.
+        assert [(r.allowed, r.retry_after) for r in (reserve(1_000), reserve(1_002))] == [
+            (False, 3),
+            (False, 1),
+        ]
+        assert reserve(1_003).allowed
+    assert failures(app, user_id) == 1
 
 
 def test_several_accounts_with_one_email_ask_which_one(serve_app, browser, grace):
