@@ -48,9 +48,12 @@ def match_by_uid(
         if found["social"] is None:
             # A first sign-in. Of simultaneous first sign-ins of one Amazon
             # account, the first holds this lock until its account and link
-            # are committed; the others wait, then find that link here.
-            backend.strategy.storage.user.lock_identity(backend.name, uid)
-            found = social_user(backend, uid, user, *args, **kwargs)
+            # are committed; the others wait, then find that link here (the
+            # legacy rows social_user also looked for cannot appear meanwhile).
+            storage = backend.strategy.storage.user
+            storage.lock_identity(backend.name, uid)
+            if storage.get_social_auth(backend.name, uid, id_key=kwargs.get("id_key", "")):
+                found = social_user(backend, uid, user, *args, **kwargs)
         return found
     except AuthAssociationError as error:
         if error.code != "identity_in_use":

@@ -87,24 +87,36 @@ def _now() -> datetime:
 
 
 @contextmanager
-def _writing() -> Iterator[AnySession]:
+def _writing(*, expire: bool = True) -> Iterator[AnySession]:
     """The current session, committed at the end of the block.
 
     On any error it is rolled back instead, so the session stays usable and
-    nothing of the block is half-written.
+    nothing of the block is half-written. ``expire=False`` keeps the loaded
+    objects as they are after the commit, instead of reloading each on its
+    next use (for a block that only adds or updates objects it holds).
     """
     session = _session()
+    own = session() if isinstance(session, scoped_session) else session
+    expire_on_commit = own.expire_on_commit
     try:
         yield session
+        own.expire_on_commit = expire_on_commit and expire
         session.commit()
     except Exception:
         session.rollback()
         raise
+    finally:
+        own.expire_on_commit = expire_on_commit
 
 
 def _commit(instance: Any = None) -> None:
-    """Add ``instance`` (when given) and commit."""
-    with _writing() as session:
+    """Add ``instance`` (when given) and commit, without expiring the session.
+
+    What was committed is what the objects in memory hold, so they are not
+    expired: a first sign-in would otherwise reload its new user and link
+    after each of its commits (four more ``SELECT`` statements).
+    """
+    with _writing(expire=False) as session:
         if instance is not None:
             session.add(instance)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from sqlalchemy import event
 
 from social_amazon_link.lwa import REGIONS
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
@@ -255,23 +258,46 @@ def test_store_tokens_keeps_them_for_apps_that_call_amazon(serve_app, browser, a
     assert data["token_type"] == "bearer"
 
 
-def test_returning_user_costs_one_query_and_no_write(serve_app, browser, lwa_emulator, ada):
-    from sqlalchemy import event
-
-    app = serve_app()
-    token = lwa_emulator.mint_token(CLIENT_ID, ada)
-    assert browser.post(f"{app.url}/client-token", data={"access_token": token}).ok
+@contextmanager
+def sql_statements(app) -> Iterator[list[str]]:
+    """The SQL statements the app sends meanwhile, as their first words."""
     statements: list[str] = []
     engine = app.app.extensions["test_engine"]
 
     def count(conn, cursor, statement, *args):
-        statements.append(statement.split()[0].upper())
+        words = statement.split()
+        statements.append(" ".join(words[:3] if words[0].upper() == "INSERT" else words[:2]))
 
     event.listen(engine, "before_cursor_execute", count)
     try:
-        with requests.Session() as again:
-            answer = again.post(f"{app.url}/client-token", data={"access_token": token})
+        yield statements
     finally:
         event.remove(engine, "before_cursor_execute", count)
+
+
+def test_returning_user_costs_one_query_and_no_write(serve_app, browser, lwa_emulator, ada):
+    app = serve_app()
+    token = lwa_emulator.mint_token(CLIENT_ID, ada)
+    assert browser.post(f"{app.url}/client-token", data={"access_token": token}).ok
+    with sql_statements(app) as statements, requests.Session() as again:
+        answer = again.post(f"{app.url}/client-token", data={"access_token": token})
     assert answer.ok
-    assert statements == ["SELECT"]  # the link, with its user joined
+    assert [s.split()[0] for s in statements] == ["SELECT"]  # the link, with its user joined
+
+
+def test_first_sign_in_reads_nothing_back_after_writing(serve_app, browser, lwa_emulator, ada):
+    app = serve_app()
+    token = lwa_emulator.mint_token(CLIENT_ID, ada)
+    with sql_statements(app) as statements:
+        answer = browser.post(f"{app.url}/client-token", data={"access_token": token})
+    assert answer.json()["username"] == "AdaLovelace"
+    first_write = statements.index("INSERT INTO users")
+    # The identity lock, then the lookups, then the writes: what was just
+    # committed is not selected again.
+    assert statements[first_write:] == [
+        "INSERT INTO users",
+        "INSERT INTO social_auth_usersocialauth",
+        "INSERT INTO amazon_link_events",
+        "UPDATE social_auth_usersocialauth",  # the link's extra_data
+    ]
+    assert len(statements) <= 11
