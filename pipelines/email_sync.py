@@ -6,6 +6,8 @@ from typing import Any
 
 from social_core.exceptions import AuthConfigurationError
 
+from social_amazon_link.text import valid_email
+
 from .events import EMAIL_SYNC_SKIPPED, EMAIL_UPDATED, record
 
 __all__ = ["update_email"]
@@ -33,7 +35,8 @@ def update_email(
 
     In every mode an address that another local account holds (compared
     case-insensitively) is not copied, so this step never makes two accounts
-    share an email: the sign-in goes on and ``email_sync_skipped`` is recorded.
+    share an email: the sign-in goes on and ``email_sync_skipped`` is recorded
+    (so is an address longer than the account's email column).
     Nothing is written when nothing changed.
     """
     mode = backend.setting("LINK_EMAIL_SYNC", "if_unclaimed")
@@ -52,14 +55,15 @@ def update_email(
         if not isinstance(seen, str) or seen == new:
             return  # first sight of this email, or unchanged on Amazon
     storage = backend.strategy.storage.user
-    if any(other.id != user.id for other in storage.get_users_by_email(new)):
-        record(
-            backend,
-            EMAIL_SYNC_SKIPPED,
-            user=user,
-            amazon_user_id=uid,
-            detail="held by another account",
-        )
+    limit = storage.field_max_length("email")
+    if not valid_email(new) or (limit is not None and len(new) > limit):
+        skipped = "not an address this account can hold"
+    elif any(other.id != user.id for other in storage.get_users_by_email(new)):
+        skipped = "held by another account"
+    else:
+        skipped = ""
+    if skipped:
+        record(backend, EMAIL_SYNC_SKIPPED, user=user, amazon_user_id=uid, detail=skipped)
         return
     user.email = new
     storage.changed(user)

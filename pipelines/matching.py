@@ -23,6 +23,7 @@ from social_amazon_link.errors import (
     WrongCode,
     WrongPassword,
 )
+from social_amazon_link.text import has_control_characters, storable
 
 from .events import LINK_REFUSED, LOCKED_OUT, WRONG_PASSWORD, record
 from .pause import PROMPT_KEY, pause, resumed_prompt
@@ -111,7 +112,7 @@ def match_by_email_require_password(
             # The accounts changed since the code was sent: start over.
             return _ask(backend, pipeline_index, details, candidates, dict(kwargs, uid=uid))
         code = str(answer.get("code") or "").strip()
-        if not code:
+        if not code or not storable(code) or has_control_characters(code):
             raise InvalidRequest("Enter the code we emailed you.", backend=backend)
         tried = _reserve_try(backend, account, uid)
         if not strategy.validate_email(account.email, code):
@@ -125,6 +126,9 @@ def match_by_email_require_password(
         password = answer.get("password")
         if not isinstance(password, str) or not password:
             raise InvalidRequest("Enter your password.", backend=backend)
+        if not storable(password):
+            # Refused before a try is counted: no password holds these.
+            raise InvalidRequest("The password has characters no password holds.", backend=backend)
         tried = _reserve_try(backend, account, uid)
         if not password_checker(backend)(account, password):
             _wrong(backend, account, uid, tried.failures, WrongPassword)

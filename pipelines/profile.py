@@ -7,6 +7,7 @@ from typing import Any
 from social_amazon_link.errors import InvalidToken
 from social_amazon_link.lwa import Profile, parse_profile
 from social_amazon_link.sealing import SEALED_TOKENS_KEY, seal
+from social_amazon_link.text import one_line, valid_email
 
 __all__ = ["SEALED_TOKENS_KEY", "TOKEN_FIELDS", "fetch_profile"]
 
@@ -14,9 +15,23 @@ __all__ = ["SEALED_TOKENS_KEY", "TOKEN_FIELDS", "fetch_profile"]
 TOKEN_FIELDS = ("access_token", "refresh_token")
 
 
-def _clean(value: str | None) -> str | None:
-    value = value.strip() if value else None
-    return value or None
+#: Longer than any postal code; a longer value is not one.
+POSTAL_CODE_MAX_LENGTH = 32
+
+
+def _name(value: str | None) -> str | None:
+    return (one_line(value) if value else "") or None
+
+
+def _email(value: str | None) -> str | None:
+    """The address, trimmed; None when it is not one (nothing is matched on it)."""
+    value = value.strip() if value else ""
+    return value if valid_email(value) else None
+
+
+def _postal_code(value: str | None) -> str | None:
+    value = one_line(value) if value else ""
+    return value if 0 < len(value) <= POSTAL_CODE_MAX_LENGTH else None
 
 
 def fetch_profile(
@@ -28,8 +43,10 @@ def fetch_profile(
     request (after a tokeninfo audience check when a client sent the token);
     when a pipeline is started without it, this step fetches it. Profile data
     is never taken from request parameters. The email is trimmed (compare it
-    case-insensitively), the name trimmed, ``postal_code`` kept only when the
-    ``postal_code`` scope was asked for.
+    case-insensitively) and dropped when it is not an address (so nothing is
+    matched or copied on it); the name is put on one line (control characters
+    as spaces); ``postal_code`` is kept only when the ``postal_code`` scope was
+    asked for, and only when it can be one.
 
     The access and refresh tokens are removed from ``response``: a paused
     sign-in stores the pipeline's data in the database. With
@@ -48,9 +65,11 @@ def fetch_profile(
     fetched = parse_profile(response)
     profile = Profile(
         user_id=fetched.user_id,
-        name=_clean(fetched.name),
-        email=_clean(fetched.email),
-        postal_code=_clean(fetched.postal_code) if "postal_code" in backend.get_scope() else None,
+        name=_name(fetched.name),
+        email=_email(fetched.email),
+        postal_code=_postal_code(fetched.postal_code)
+        if "postal_code" in backend.get_scope()
+        else None,
     )
     tokens = {key: response[key] for key in TOKEN_FIELDS if response.get(key)}
     clean = {

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from social_amazon_link.errors import RegistrationInvalid
+from social_amazon_link.text import has_control_characters, one_line, storable, valid_email
 
 from .pause import PROMPT_KEY, pause, resumed_prompt
 
@@ -17,12 +18,13 @@ DEFAULT_REQUIRED_FIELDS = ("username", "email")
 FORM_FIELDS = ("username", "email", "name")
 
 _USERNAME = re.compile(r"[A-Za-z0-9_.@+-]+")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def _prefill(backend: Any, details: dict[str, Any], response: dict[str, Any]) -> dict[str, str]:
     storage = backend.strategy.storage.user
     name = (response.get("name") or details.get("fullname") or "").strip()
+    # A display name: on one line, and no longer than the account can hold.
+    name = one_line(name)[: storage.field_max_length("name") or None]
     username = storage.clean_username(name)[: storage.username_max_length()] if name else ""
     return {"username": username, "email": (details.get("email") or "").strip(), "name": name}
 
@@ -33,8 +35,15 @@ def validate_registration(
     """Field errors of a new account's values (empty when it can be created)."""
     storage = backend.strategy.storage.user
     errors: dict[str, str] = {}
+    for field, value in values.items():
+        # Checked before any query: PostgreSQL cannot even compare some of these.
+        limit = storage.field_max_length(field)
+        if not storable(value) or has_control_characters(value):
+            errors[field] = "Remove the control characters."
+        elif limit is not None and len(value) > limit:
+            errors[field] = f"Use at most {limit} characters."
     username, email = values.get("username", ""), values.get("email", "")
-    if username:
+    if username and "username" not in errors:
         max_length = storage.username_max_length()
         if len(username) < 3 or len(username) > max_length:
             errors["username"] = f"Use 3 to {max_length} characters."
@@ -42,8 +51,8 @@ def validate_registration(
             errors["username"] = "Use letters, digits and . _ - + @ only."
         elif storage.user_exists(username=username):
             errors["username"] = "This username is taken."
-    if email:
-        if len(email) > 254 or not _EMAIL.fullmatch(email):
+    if email and "email" not in errors:
+        if not valid_email(email):
             errors["email"] = "Enter a valid email address."
         elif list(storage.get_users_by_email(email)):
             errors["email"] = "An account already uses this email."

@@ -10,22 +10,26 @@ validates ``user_id``, and checks with tokeninfo that a token a client sent us
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from typing import Any, Literal, cast
 
 from social_core.backends.oauth import BaseOAuth2
 from social_core.exceptions import AuthConfigurationError, ErrorStage
-from social_core.utils import constant_time_compare
+from social_core.utils import constant_time_compare, user_agent
 
 from .errors import (
     AccessDenied,
     AmazonUnavailable,
     ClientMisconfigured,
 )
-from .lwa import REGIONS, LWAClient, Region, client_for
+from .lwa import REGIONS, LWAClient, Region, check_answer, client_for
 from .sealing import SEALED_TOKENS_KEY, unseal
 
 __all__ = ["AmazonOAuth2"]
+
+#: An OAuth2 error code as Amazon sends them (``access_denied``, ...).
+_ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 
 
 class AmazonOAuth2(BaseOAuth2[Any]):
@@ -85,6 +89,8 @@ class AmazonOAuth2(BaseOAuth2[Any]):
             self.api_url(),
             timeout=float(timeout),
             verify=self.setting("VERIFY_SSL", True),
+            user_agent=self.setting("USER_AGENT") or user_agent(),
+            proxies=self.setting("PROXIES") or None,
         )
 
     def get_scope(self) -> list[str]:
@@ -103,15 +109,24 @@ class AmazonOAuth2(BaseOAuth2[Any]):
     # -- errors --------------------------------------------------------------
 
     def process_error(self, data: Any, *, stage: ErrorStage = "callback") -> None:
-        """Errors Amazon sends back on the redirect; only a refusal is "canceled"."""
+        """Errors Amazon sends back on the redirect; only a refusal is "canceled".
+
+        Anyone can open ``/complete/amazon/?error=...``: the sign-in's state is
+        checked (and used up) first, so only an error that comes back on a
+        sign-in this browser started is believed, and only a well-formed code
+        is logged.
+        """
         if not isinstance(data, dict) or not data.get("error"):
             return
+        if not self.ASSOCIATION_ONLY:
+            self.validate_state()
         error = str(data["error"])
+        reason = error if _ERROR_CODE.fullmatch(error) else "unknown_error"
         if error == "access_denied":
-            raise AccessDenied(backend=self, reason=error, stage=stage)
+            raise AccessDenied(backend=self, reason=reason, stage=stage)
         if error in ("server_error", "temporarily_unavailable"):
-            raise AmazonUnavailable(backend=self, reason=error, stage=stage)
-        raise ClientMisconfigured(backend=self, reason=error[:64], stage=stage)
+            raise AmazonUnavailable(backend=self, reason=reason, stage=stage)
+        raise ClientMisconfigured(backend=self, reason=reason, stage=stage)
 
     # -- HTTP: everything goes through the shared LWA client -------------------
 
@@ -141,6 +156,10 @@ class AmazonOAuth2(BaseOAuth2[Any]):
             params=params,
             **({"timeout": timeout} if timeout else {}),
         )
+        if response.status_code >= 400:
+            # social-core's request() raises for an error answer; so does this,
+            # with the error this library maps that answer to.
+            check_answer(response, "token" if url == self.access_token_url() else "profile")
         return response
 
     def request_access_token(

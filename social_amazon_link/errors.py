@@ -142,7 +142,8 @@ class ClientMisconfigured(AmazonError, AuthConfigurationError):
     """Amazon refused our client id, secret or request: a deployment problem."""
 
     code_name = "amazon_misconfigured"
-    http_status = 500
+    # Amazon (the upstream) refused the request: a bad gateway, not a crash.
+    http_status = 502
     message = "Login with Amazon is not configured correctly. Please contact support."
 
 
@@ -239,6 +240,8 @@ _SOCIAL_CORE_STATUS = {
     "username_in_use": 409,
     "authentication_disallowed": 403,
     "disconnect_disallowed": 409,
+    # /login/<name>/ for a backend the app does not have: no such page.
+    "backend_missing": 404,
 }
 
 
@@ -246,8 +249,10 @@ def error_status(error: SocialAuthBaseException) -> int:
     """The HTTP status for an error: ours declare it, social-core's are mapped."""
     if isinstance(error, AmazonError):
         return error.http_status
+    if error.code in _SOCIAL_CORE_STATUS:
+        return _SOCIAL_CORE_STATUS[error.code]
     if isinstance(error, AuthConfigurationError):
         return 500
     if isinstance(error, AuthProviderError):
         return 502
-    return _SOCIAL_CORE_STATUS.get(error.code, 400)
+    return 400

@@ -16,6 +16,7 @@ import os
 import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -39,6 +40,7 @@ __all__ = [
     "Profile",
     "Region",
     "TokenInfo",
+    "check_answer",
     "client_for",
     "parse_profile",
 ]
@@ -94,7 +96,7 @@ class TokenInfo:
     """A validated answer of ``GET /auth/o2/tokeninfo``."""
 
     aud: str
-    user_id: str | None
+    user_id: str
     iss: str | None = None
     app_id: str | None = None
     exp: int | None = None
@@ -153,7 +155,8 @@ def _parse_tokeninfo(data: object) -> TokenInfo:
         ints[key] = value if isinstance(value, int) and not isinstance(value, bool) else None
     return TokenInfo(
         aud=aud,
-        user_id=None if user_id is None else _valid_user_id(user_id, stage="token_validation"),
+        # Always sent by Amazon; checked against the profile's, so never optional.
+        user_id=_valid_user_id(user_id, stage="token_validation"),
         iss=data.get("iss") if isinstance(data.get("iss"), str) else None,
         app_id=data.get("app_id") if isinstance(data.get("app_id"), str) else None,
         exp=ints["exp"],
@@ -199,7 +202,7 @@ _CONFIG_ERRORS = {
 }
 
 
-def _check(response: requests.Response, endpoint: Endpoint) -> dict[str, Any]:
+def check_answer(response: requests.Response, endpoint: Endpoint) -> dict[str, Any]:
     """Map one HTTP answer to its JSON body or to this library's error."""
     stage = _STAGES[endpoint]
     status = response.status_code
@@ -265,6 +268,7 @@ class LWAClient:
         timeout: float = DEFAULT_TIMEOUT,
         verify: bool | str = True,
         user_agent: str | None = None,
+        proxies: dict[str, str] | None = None,
         pool_size: int = 32,
     ) -> None:
         self.api_url = api_url.rstrip("/")
@@ -279,7 +283,10 @@ class LWAClient:
         # explicit VERIFY_SSL. A bundle from the environment still applies
         # when VERIFY_SSL is left at True.
         self.session.trust_env = False
-        self.session.proxies = requests.utils.get_environ_proxies(self.api_url)
+        # social-core's PROXIES setting when given, else the environment's.
+        self.session.proxies = (
+            dict(proxies) if proxies else requests.utils.get_environ_proxies(self.api_url)
+        )
         if verify is True:
             verify = (
                 os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
@@ -325,7 +332,7 @@ class LWAClient:
             raise AmazonUnavailable(reason="request_failed", stage=stage) from error
 
     def _get_json(self, endpoint: Endpoint, url: str, **kwargs: Any) -> dict[str, Any]:
-        return _check(self.send("GET", url, stage=_STAGES[endpoint], **kwargs), endpoint)
+        return check_answer(self.send("GET", url, stage=_STAGES[endpoint], **kwargs), endpoint)
 
     # -- LWA endpoints -----------------------------------------------------
 
@@ -360,15 +367,28 @@ class LWAClient:
             profile, profile_error = None, error
         # Tokeninfo decides first: a token for another app is "wrong_audience"
         # whatever the profile call said.
-        info = info_future.result()
+        info = self._tokeninfo_result(info_future)
         if info.aud != client_id:
             raise WrongAudience(reason="aud_mismatch", stage="token_validation")
         if profile_error is not None:
             raise profile_error
         assert profile is not None
-        if info.user_id is not None and info.user_id != profile.user_id:
+        if info.user_id != profile.user_id:
             raise AmazonBadResponse(reason="user_id_mismatch", stage="token_validation")
         return profile
+
+    def _tokeninfo_result(self, future: Future[TokenInfo]) -> TokenInfo:
+        """The tokeninfo answer, waited for no longer than the call itself may take.
+
+        When every pool worker is busy the call waits its turn; that wait must
+        not stretch a sign-in past the timeout when Amazon is slow.
+        """
+        connect, read = self.timeout
+        try:
+            return future.result(timeout=connect + read)
+        except FutureTimeout:
+            future.cancel()
+            raise AmazonUnavailable(reason="timeout", stage="token_validation") from None
 
     def request_token(
         self, data: dict[str, str], auth: Any = None, url: str | None = None
@@ -377,7 +397,7 @@ class LWAClient:
         response = self.send(
             "POST", url or self.token_url, stage="token_exchange", data=data, auth=auth
         )
-        body = _check(response, "token")
+        body = check_answer(response, "token")
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
             raise AmazonBadResponse(reason="missing_access_token", stage="token_exchange")
@@ -418,18 +438,21 @@ def client_for(
     timeout: float = DEFAULT_TIMEOUT,
     verify: bool | str = True,
     user_agent: str | None = None,
+    proxies: dict[str, str] | None = None,
 ) -> LWAClient:
     """The process-wide client for a host, created once.
 
     Backends are created per request, so the client cannot live on the backend
     if its connections are to be reused from one sign-in to the next.
     """
-    key = (api_url.rstrip("/"), timeout, verify, user_agent)
+    key = (api_url.rstrip("/"), timeout, verify, user_agent, tuple(sorted((proxies or {}).items())))
     client = _clients.get(key)
     if client is None:
         with _clients_lock:
             client = _clients.get(key)
             if client is None:
-                client = LWAClient(api_url, timeout=timeout, verify=verify, user_agent=user_agent)
+                client = LWAClient(
+                    api_url, timeout=timeout, verify=verify, user_agent=user_agent, proxies=proxies
+                )
                 _clients[key] = client
     return client

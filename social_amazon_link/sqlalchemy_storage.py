@@ -57,6 +57,7 @@ from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import Session, backref, mapped_column, relationship, scoped_session
 
 from .accounts import has_usable_password
+from .text import storable
 
 __all__ = [
     "SQLAlchemyStorage",
@@ -153,9 +154,14 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
 
     @classmethod
     def username_max_length(cls) -> int:
-        column = inspect(cls._user_model).columns.get("username")
+        return cls.field_max_length("username") or 150
+
+    @classmethod
+    def field_max_length(cls, field: str) -> int | None:
+        """The length limit of the user model's column ``field``, if it has one."""
+        column = inspect(cls._user_model).columns.get(field)
         length = getattr(getattr(column, "type", None), "length", None)
-        return int(length) if length else 150
+        return int(length) if length else None
 
     @classmethod
     def changed(cls, user: Any) -> None:
@@ -167,7 +173,17 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
 
     @classmethod
     def user_exists(cls, *args: Any, **kwargs: Any) -> bool:
-        query = select(func.count()).select_from(cls._user_model).filter_by(**kwargs)
+        """Whether a user has these values; a username is compared case-insensitively,
+        so "Alan" is taken when "alan" is (one person could not tell them apart)."""
+        model = cls._user_model
+        query = select(func.count()).select_from(model)
+        for field, value in kwargs.items():
+            if isinstance(value, str) and not storable(value):
+                return False  # no row can hold it
+            if field == "username" and isinstance(value, str):
+                query = query.where(func.lower(model.username) == value.lower())
+            else:
+                query = query.filter_by(**{field: value})
         return bool(_session().execute(query).scalar())
 
     @classmethod
@@ -216,7 +232,7 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
     @classmethod
     def get_users_by_email(cls, email: str) -> list[Any]:
         """Every local account with this email, compared case-insensitively."""
-        if not email:
+        if not email or not storable(email):
             return []
         model = cls._user_model
         query = select(model).where(func.lower(model.email) == email.strip().lower())
@@ -322,6 +338,8 @@ class SQLAlchemyNonce(_Saved, NonceMixin):
 
     @classmethod
     def get(cls, server_url: str, salt: str) -> Any:
+        if not storable(server_url) or not storable(salt):
+            return None
         query = select(cls).where(cls.server_url == server_url, cls.salt == salt)
         return _session().scalars(query).first()
 
@@ -333,6 +351,8 @@ class SQLAlchemyNonce(_Saved, NonceMixin):
     @classmethod
     def consume(cls, server_url: str, timestamp: int, salt: str) -> bool:
         """Delete the nonce in one statement: of two racing callbacks, one wins."""
+        if not storable(server_url) or not storable(salt):
+            return False  # from the request, and no nonce holds it
         with _writing() as session:
             result = session.execute(
                 delete(cls).where(
@@ -382,6 +402,8 @@ class SQLAlchemyCode(_Saved, CodeMixin):
 
     @classmethod
     def get_code(cls, code: str) -> Any:
+        if not code or not storable(code):
+            return None
         return _session().scalars(select(cls).where(cls.code == code)).first()
 
 
@@ -393,7 +415,7 @@ class SQLAlchemyPartial(_Saved, PartialMixin):
         """A detached snapshot: social-core writes the resuming request (a
         password, say) into the loaded object, and that must never be flushed
         to the database by some later commit."""
-        if not token:
+        if not token or not storable(token):
             return None
         session = _session()
         partial = session.scalars(select(cls).where(cls.token == token)).first()
@@ -403,6 +425,8 @@ class SQLAlchemyPartial(_Saved, PartialMixin):
 
     @classmethod
     def destroy(cls, token: str) -> None:
+        if not token or not storable(token):
+            return
         with _writing() as session:
             session.execute(delete(cls).where(cls.token == token))
 

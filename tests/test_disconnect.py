@@ -23,6 +23,7 @@ def test_unlink_without_the_csrf_token_is_refused(serve_app, browser):
     answer = browser.post(f"{app.url}/disconnect/amazon/", data={})
     assert answer.status_code == 400
     assert "data-error-code>invalid_request<" in answer.text
+    assert "The form expired. Please reload the page and try again." in answer.text
     assert _links(app) == 1
 
 

@@ -222,12 +222,23 @@ def test_token_endpoint_errors(client, lwa_emulator, body, status, kind, reason)
     assert caught.value.reason == reason
 
 
-def test_tokeninfo_without_aud_is_a_bad_response(client, lwa_emulator, ada):
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"user_id": ADA}, "missing_aud"),
+        # Without the user_id, nothing ties the token to the profile's person.
+        ({"aud": CLIENT_ID}, "missing_user_id"),
+        ({"aud": CLIENT_ID, "user_id": "amzn1.account.AEOTHERPERSON0001"}, "user_id_mismatch"),
+    ],
+)
+def test_tokeninfo_must_name_our_app_and_the_profiles_person(
+    client, lwa_emulator, ada, body, reason
+):
     token = lwa_emulator.mint_token(CLIENT_ID, ada)
-    lwa_emulator.fault("tokeninfo", status=200, body={"user_id": ADA})
+    lwa_emulator.fault("tokeninfo", status=200, body=body)
     with pytest.raises(AmazonBadResponse) as caught:
         client.verified_profile(token, CLIENT_ID)
-    assert caught.value.reason == "missing_aud"
+    assert caught.value.reason == reason
 
 
 def test_tokens_are_redacted_from_urllib3_debug_logs(client, lwa_emulator, ada, caplog):
@@ -235,7 +246,10 @@ def test_tokens_are_redacted_from_urllib3_debug_logs(client, lwa_emulator, ada, 
     with caplog.at_level("DEBUG"):
         client.verified_profile(token, CLIENT_ID)
     assert "tokeninfo" in caplog.text
-    assert token not in caplog.text
+    assert "access_token=<redacted>" in caplog.text
+    # The query string carries the token percent-encoded ("Atza%7C..."):
+    # look for its secret part, which encoding leaves as it is.
+    assert token.split("|", 1)[1] not in caplog.text
 
 
 def test_an_explicit_ca_bundle_wins_over_the_environment(monkeypatch):
@@ -249,3 +263,41 @@ def test_an_explicit_ca_bundle_wins_over_the_environment(monkeypatch):
     default = LWAClient("https://api.amazon.com")
     assert default.session.verify == "/etc/ssl/from-the-environment.pem"
     assert LWAClient("https://api.amazon.com", verify=False).session.verify is False
+
+
+def test_proxies_setting_routes_the_calls(lwa_emulator, ada):
+    # The emulator stands in for the proxy: a host that does not resolve is
+    # reached only if the request goes through it.
+    token = lwa_emulator.mint_token(CLIENT_ID, ada)
+    direct = LWAClient("http://amazon.invalid", timeout=0.5)
+    proxied = LWAClient("http://amazon.invalid", timeout=0.5, proxies={"http": lwa_emulator.url})
+    try:
+        with pytest.raises(AmazonUnavailable):
+            direct.profile(token)
+        assert proxied.profile(token).user_id == ADA
+    finally:
+        direct.close()
+        proxied.close()
+
+
+def test_a_busy_tokeninfo_pool_does_not_stretch_a_sign_in_past_the_timeout(
+    client, lwa_emulator, ada
+):
+    import threading
+
+    from social_amazon_link import lwa
+
+    token = lwa_emulator.mint_token(CLIENT_ID, ada)
+    release = threading.Event()
+    # Every worker busy elsewhere (more sign-ins than workers, Amazon slow).
+    busy = [lwa._executor().submit(release.wait) for _ in range(lwa.EXECUTOR_WORKERS)]
+    try:
+        with pytest.raises(AmazonUnavailable) as caught:
+            client.verified_profile(token, CLIENT_ID)
+        assert (caught.value.reason, caught.value.stage) == ("timeout", "token_validation")
+    finally:
+        release.set()
+    for task in busy:
+        task.result(timeout=5)
+    # The pool is free again: the next sign-in is answered.
+    assert client.verified_profile(token, CLIENT_ID).user_id == ADA

@@ -81,6 +81,19 @@ def test_wrong_password_is_counted_and_the_prompt_stays(serve_app, browser, grac
     assert links(app) == [(user_id, grace)]
 
 
+def test_a_password_no_account_could_have_is_refused_before_it_counts(serve_app, browser, grace):
+    app = serve_app()
+    user_id = app.add_user("grace", "grace@example.com", PASSWORD)
+    prompt = sign_in(browser, app, grace)
+    answer = answer_prompt(browser, prompt, password="correct\x00horse")
+    assert answer.status_code == 400
+    assert 'data-error-code="invalid_request"' in answer.text
+    assert failures(app, user_id) == 0
+    assert (links(app), app.events()) == ([], [])
+    done = answer_prompt(browser, answer, password=PASSWORD)
+    assert done.json()["id"] == user_id
+
+
 def test_sixth_try_is_too_many_attempts_even_with_the_right_password(serve_app, browser, grace):
     app = serve_app()
     user_id = app.add_user("grace", "grace@example.com", PASSWORD)
@@ -94,6 +107,7 @@ def test_sixth_try_is_too_many_attempts_even_with_the_right_password(serve_app, 
     sixth = answer_prompt(browser, page, password=PASSWORD)
     assert sixth.status_code == 429
     assert 'data-error-code="too_many_attempts"' in sixth.text
+    assert "Try again in 15 minutes." in sixth.text  # LINK_LOCKOUT_SECONDS = 900
     assert links(app) == []
     events = [event for event, *_ in app.events()]
     assert events == ["wrong_password"] * 5 + ["locked_out", "locked_out"]

@@ -53,6 +53,23 @@ def test_unknown_or_tampered_token_is_invalid_partial(paused, browser):
     assert partials(app) == 1  # the real pause is untouched
 
 
+@pytest.mark.parametrize("token", ["%00", "ab%00cd", "%ED%A0%80", "x" * 5000])
+def test_a_token_no_pause_could_have_is_invalid_partial(paused, browser, token):
+    app, prompt = paused()
+    page = browser.get(f"{app.url}/link/amazon/password?partial_token={token}")
+    assert page.status_code == 400
+    assert "data-error-code>invalid_partial<" in page.text
+    action, values, _ = first_form(prompt.text, prompt.url)
+    answer = browser.post(
+        action,
+        data=f"partial_token={token}&csrf_token={values['csrf_token']}&password=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 400
+    assert "data-error-code>invalid_partial<" in answer.text
+    assert (links(app), partials(app)) == (0, 1)
+
+
 def test_resume_from_another_session_is_refused_and_removed(paused, browser):
     app, prompt = paused()
     with requests.Session() as stranger:

@@ -93,3 +93,46 @@ def test_cancel_removes_the_paused_sign_in(serve_app, browser, ada):
     assert back.url == f"{app.url}/login" or back.history[0].headers["Location"] == "/login"
     assert app.query("SELECT id FROM social_auth_partial") == []
     assert len(users(app)) == 1
+
+
+@pytest.mark.parametrize(
+    ("typed", "field"),
+    [
+        ({"name": "A" * 121}, "name"),  # the sample app's name column holds 120
+        ({"name": "Ada\x00Lovelace"}, "name"),  # PostgreSQL cannot even compare a NUL
+        ({"email": "ada\x00@example.com"}, "email"),
+        ({"email": "ada\u202e@example.com"}, "email"),  # reads backwards on a page
+        ({"username": "ada\x07"}, "username"),
+        ({"username": "ADALOVELACE"}, "username"),  # "AdaLovelace" is taken, whatever the case
+    ],
+)
+def test_what_no_account_can_hold_is_a_field_error_not_a_crash(
+    serve_app, browser, ada, typed, field
+):
+    app = serve_app(SOCIAL_AUTH_USER_FIELDS=["username", "email", "name"])
+    app.add_user("AdaLovelace", "someone@example.com", "pw-123456")
+    form = sign_in(browser, app, ada)
+    answer = answer_prompt(browser, form, **{"username": "ada", "name": "Ada", **typed})
+    assert answer.status_code == 400
+    assert f'data-field-error="{field}"' in answer.text
+    assert len(users(app)) == 1
+    assert app.query("SELECT id FROM social_auth_usersocialauth") == []
+    # The pause is still there to correct the form.
+    done = answer_prompt(browser, answer, username="ada", email="ada@example.com", name="Ada")
+    assert done.json()["username"] == "ada"
+
+
+def test_an_odd_profile_is_cleaned_before_it_is_used(serve_app, browser, lwa_emulator):
+    uid = "amzn1.account.AEODDPROFILE00001"
+    name = "Ada\x00 \n Lovelace " + "x" * 200
+    lwa_emulator.add_identity(uid, name, "a" * 250 + "@example.com")  # too long to be one
+    app = serve_app(SOCIAL_AUTH_USER_FIELDS=["username", "email", "name"])
+    form = sign_in(browser, app, uid)
+    # No usable email: nothing is matched on it, and the form asks for one.
+    assert form.url.startswith(f"{app.url}/link/amazon/register")
+    _action, values, _ = first_form(form.text, form.url)
+    assert values["email"] == ""
+    assert values["name"] == ("Ada Lovelace " + "x" * 200)[:120]
+    done = answer_prompt(browser, form, email="ada@example.com")
+    assert done.json()["email"] == "ada@example.com"
+    assert users(app) == [(values["username"], "ada@example.com", values["name"])]

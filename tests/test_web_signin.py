@@ -85,6 +85,34 @@ def test_declining_consent_is_access_denied_and_writes_nothing(serve_app, browse
     assert browser.get(f"{app.url}/me").status_code == 401
 
 
+@pytest.mark.parametrize("error", ["unauthorized_client", "access_denied", "x\nforged log line"])
+def test_an_error_on_a_callback_nobody_started_is_a_state_error(serve_app, browser, error):
+    app = serve_app()
+    page = browser.get(f"{app.url}/complete/amazon/", params={"error": error})
+    assert page.status_code == 400
+    assert "data-error-code>missing_parameter<" in page.text  # the state
+    assert app.query("SELECT id FROM users") == []
+
+
+def test_an_error_amazon_sends_back_uses_up_the_sign_in(serve_app, browser, ada, caplog):
+    app = serve_app()
+    state = parse_qs(urlsplit(start_sign_in(browser, app)).query)["state"][0]
+    callback = f"{app.url}/complete/amazon/"
+    page = browser.get(callback, params={"error": "unauthorized_client", "state": state})
+    assert page.status_code == 502
+    assert "data-error-code>amazon_misconfigured<" in page.text
+    again = browser.get(callback, params={"error": "access_denied", "state": state})
+    assert again.status_code == 400  # that sign-in is over
+
+    state = parse_qs(urlsplit(start_sign_in(browser, app)).query)["state"][0]
+    with caplog.at_level("INFO", logger="social_amazon_link"):
+        odd = browser.get(callback, params={"error": "Odd\nline", "state": state})
+    assert odd.status_code == 502
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("social_amazon_link")]
+    assert any("unknown_error" in message for message in ours)
+    assert not any("Odd" in message for message in ours)
+
+
 def test_replayed_callback_is_refused(serve_app, browser, ada):
     app = serve_app()
     callback = consent(browser, start_sign_in(browser, app), ada, "allow")
@@ -102,7 +130,7 @@ def test_replayed_callback_is_refused(serve_app, browser, ada):
         (
             "token",
             {"status": 401, "body": {"error": "invalid_client"}},
-            500,
+            502,
             "amazon_misconfigured",
         ),
         ("token", {"status": 500, "body": "oops"}, 502, "amazon_unavailable"),
@@ -229,8 +257,10 @@ def test_no_secret_or_token_reaches_the_logs(serve_app, browser, lwa_emulator, a
         browser.post(f"{app.url}/client-token", data={"access_token": token})
     assert "wrong_audience" in caplog.text
     assert CLIENT_SECRET not in caplog.text
-    assert "Atza|" not in caplog.text
-    assert "Atzr|" not in caplog.text
+    assert token.split("|", 1)[1] not in caplog.text
+    # Nor any other token, as it is or percent-encoded in a URL.
+    for prefix in ("Atza|", "Atzr|", "Atza%7C", "Atzr%7C"):
+        assert prefix not in caplog.text
 
 
 def extra_data(app) -> dict[str, Any]:
@@ -301,3 +331,39 @@ def test_first_sign_in_reads_nothing_back_after_writing(serve_app, browser, lwa_
         "UPDATE social_auth_usersocialauth",  # the link's extra_data
     ]
     assert len(statements) <= 11
+
+
+def test_the_proxies_setting_reaches_amazon_through_the_proxy(
+    serve_app, browser, lwa_emulator, ada
+):
+    # API_URL names a host that does not resolve; the emulator plays the proxy.
+    app = serve_app(
+        SOCIAL_AUTH_AMAZON_API_URL="http://amazon.invalid",
+        SOCIAL_AUTH_PROXIES={"http": lwa_emulator.url},
+    )
+    assert sign_in(browser, app, ada).json()["authenticated"] is True
+
+
+def test_social_cores_generic_calls_raise_this_librarys_errors(serve_app, lwa_emulator):
+    """social-core's own paths (refresh, revoke) call backend.request(), which
+    must raise for an error answer as social-core's does, not return it."""
+    from social_flask.utils import load_backend, load_strategy
+
+    from social_amazon_link.errors import AmazonUnavailable, InvalidGrant
+
+    app = serve_app()
+    with app.app.test_request_context("/"):
+        backend = load_backend(load_strategy(), "amazon", redirect_uri="/complete/amazon/")
+        lwa_emulator.fault("token", status=400, body={"error": "invalid_grant"}, times=1)
+        with pytest.raises(InvalidGrant):
+            backend.refresh_token("Atzr|not-a-real-one")
+        lwa_emulator.fault("profile", status=503, body="down", times=1)
+        with pytest.raises(AmazonUnavailable):
+            backend.request(backend.lwa.profile_url)
+
+
+def test_a_backend_the_app_does_not_have_is_not_found(serve_app, browser):
+    app = serve_app()
+    page = browser.get(f"{app.url}/login/nope/", allow_redirects=False)
+    assert page.status_code == 404
+    assert "data-error-code>backend_missing<" in page.text

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, scoped_session
 
 from pipelines import AMAZON_DISCONNECT_PIPELINE, AMAZON_PIPELINE
 
-from ..errors import AmazonError, error_status
+from ..errors import AmazonError, InvalidRequest, error_status
 from .api import bp as api_views
 from .csrf import check_csrf, csrf_token
 from .storage import init_social
@@ -109,6 +109,14 @@ def purge_command() -> None:
     click.echo(f"purged {counts['nonces']} OAuth2 states, {counts['partials']} paused sign-ins")
 
 
+def _message(error: SocialAuthBaseException) -> str:
+    """What the error page says: ours are safe to show; an invalid request says
+    what to correct (never provider data, which only other errors carry)."""
+    if isinstance(error, InvalidRequest) and error.detail:
+        return str(error.detail)
+    return error.message if isinstance(error, AmazonError) else str(error)
+
+
 def _error_response(error: SocialAuthBaseException) -> ResponseReturnValue:
     status = error_status(error)
     reason = getattr(error, "reason", error.code)
@@ -119,7 +127,7 @@ def _error_response(error: SocialAuthBaseException) -> ResponseReturnValue:
     if error_url:
         sep = "&" if "?" in error_url else "?"
         return redirect(f"{error_url}{sep}{urlencode({'error': error.code})}")
-    message = error.message if isinstance(error, AmazonError) else str(error)
+    message = _message(error)
     signed_in = bool(getattr(current_user, "is_authenticated", False))
     config = current_app.config
     return (
