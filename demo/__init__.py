@@ -24,6 +24,7 @@ from social_amazon_link.flask import init_app
 from .accounts import bp as accounts_bp
 from .csrf import csrf_token
 from .models import Base, User
+from .outbox import init_outbox
 
 #: The client id and secret the demo registers with its own emulator.
 DEMO_CLIENT_ID = "amzn1.application-oa2-client.5ec0de0000000000000000000000demo"
@@ -39,15 +40,19 @@ def amazon_settings(env: dict[str, str] | os._Environ[str] = os.environ) -> dict
             "DEMO_MODE": False,
             "SOCIAL_AUTH_AMAZON_KEY": client_id,
             "SOCIAL_AUTH_AMAZON_SECRET": secret,
-            "SOCIAL_AUTH_AMAZON_REGION": env.get("AMAZON_REGION", "NA"),
+            # An empty AMAZON_REGION (set but blank in a shell or .env) too.
+            "SOCIAL_AUTH_AMAZON_REGION": env.get("AMAZON_REGION") or "NA",
         }
-    emulator = env.get("LWA_EMULATOR_URL", EMULATOR_URL)
+    emulator = env.get("LWA_EMULATOR_URL") or EMULATOR_URL
     return {
         "DEMO_MODE": True,
         "SOCIAL_AUTH_AMAZON_KEY": DEMO_CLIENT_ID,
         "SOCIAL_AUTH_AMAZON_SECRET": DEMO_CLIENT_SECRET,
         "SOCIAL_AUTH_AMAZON_AUTHORIZATION_URL": f"{emulator}/ap/oa",
         "SOCIAL_AUTH_AMAZON_API_URL": emulator,
+        # A seeded account has no password: it proves its email with a code,
+        # which the demo "emails" to its Outbox page.
+        "SOCIAL_AUTH_EMAIL_VALIDATION_FUNCTION": "demo.outbox.send_code",
     }
 
 
@@ -89,6 +94,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_app(app, db)
     Base.metadata.create_all(engine)
     app.register_blueprint(accounts_bp)
+    if app.config["DEMO_MODE"]:
+        init_outbox(app)
     app.jinja_env.globals["csrf_token"] = csrf_token
 
     @app.errorhandler(HTTPException)

@@ -8,7 +8,7 @@ import os
 from social_amazon_link.emulator import create_app as create_emulator
 from social_amazon_link.emulator import serve
 
-from . import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, create_app
+from . import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, amazon_settings, create_app
 from .seed import AMAZON_IDENTITIES, seed
 
 
@@ -19,11 +19,9 @@ def main() -> None:
     parser.add_argument("--emulator-port", type=int, default=5001)
     args = parser.parse_args()
 
-    real_amazon = bool(
-        os.environ.get("AMAZON_CLIENT_ID") and os.environ.get("AMAZON_CLIENT_SECRET")
-    )
+    demo_mode = amazon_settings()["DEMO_MODE"]
     emulator = None
-    if not real_amazon:
+    if demo_mode:
         emulator_app = create_emulator(
             identities=AMAZON_IDENTITIES,
             clients=[
@@ -35,11 +33,15 @@ def main() -> None:
             ],
         )
         emulator = serve(emulator_app, host=args.host, port=args.emulator_port)
-        os.environ.setdefault("LWA_EMULATOR_URL", emulator.url)
+        # The emulator just started, whatever a shell left in the variable.
+        os.environ["LWA_EMULATOR_URL"] = emulator.url
         print(f"LWA emulator on {emulator.url}", flush=True)
 
     app = create_app()
-    seed(app)
+    # Real Amazon: no local accounts with the passwords the README publishes,
+    # and no links to identities that exist only in the emulator.
+    if demo_mode:
+        seed(app)
     print(f"Demo on http://{args.host}:{args.port}  (Ctrl-C to stop)", flush=True)
     try:
         app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+import unicodedata
+from typing import Any, cast
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select
 from werkzeug.wrappers import Response
 
 from social_amazon_link.flask.storage import FlaskStorage
@@ -19,6 +20,8 @@ bp = Blueprint("accounts", __name__)
 
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,40}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+#: The registration form's fields besides the password, each a column of users.
+FIELDS = ("username", "email", "name")
 
 #: How the account page words each security event of the linking flow.
 EVENT_LABELS = {
@@ -50,63 +53,114 @@ def _db() -> Any:
 @bp.get("/")
 def index() -> Response:
     if current_user.is_authenticated:
-        return redirect(url_for("accounts.account"))
+        return _to_account()
     return redirect(url_for("accounts.login"))
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
+    # Signed in already: this page's Login with Amazon button would link a
+    # second Amazon account to the signed-in one instead of signing in.
+    if current_user.is_authenticated:
+        return _to_account()
     form = {"username": request.form.get("username", "")}
     if request.method == "POST":
         check_csrf()
-        db = _db()
-        user = db.scalars(
-            select(User).where(func.lower(User.username) == form["username"].strip().lower())
-        ).first()
+        user = _find_user(form["username"])
         if user is not None and user.check_password(request.form.get("password", "")):
             login_user(user)
-            return redirect(url_for("accounts.account"))
+            return _to_account()
         flash("Wrong username or password.", "error")
     return render_template("login.html", form=form)
 
 
 @bp.route("/register", methods=["GET", "POST"])
 def register() -> Any:
-    fields = ("username", "email", "name")
-    form = {name: request.form.get(name, "").strip() for name in fields}
+    if current_user.is_authenticated:  # as on /login
+        return _to_account()
+    form = {name: request.form.get(name, "").strip() for name in FIELDS}
     errors: dict[str, str] = {}
     if request.method == "POST":
         check_csrf()
-        db = _db()
         password = request.form.get("password", "")
-        if not USERNAME.fullmatch(form["username"]):
-            errors["username"] = "3 to 40 letters, digits, dots, dashes or underscores."
-        elif db.scalars(
-            select(User.id).where(func.lower(User.username) == form["username"].lower())
-        ).first():
-            errors["username"] = "This username is taken."
-        if not EMAIL.fullmatch(form["email"]):
-            errors["email"] = "Enter an email address."
-        if len(password) < 8:
-            errors["password"] = "At least 8 characters."
+        errors = _registration_errors(form, password)
         if not errors:
+            db = _db()
             user = User(username=form["username"], email=form["email"], name=form["name"] or None)
             user.set_password(password)
             db.add(user)
             db.commit()
             login_user(user)
-            return redirect(url_for("accounts.account"))
+            return _to_account()
     return render_template("register.html", form=form, errors=errors)
+
+
+def _to_account() -> Response:
+    return redirect(url_for("accounts.account"))
+
+
+def _find_user(username: str) -> User | None:
+    """The account signing in, or None for a name no account can have."""
+    username = username.strip()
+    # Not even a query: PostgreSQL refuses a NUL in a string (an error, not
+    # "no such user"), and a name longer than the column matches nothing.
+    if _has_control_chars(username) or len(username) > _max_length("username"):
+        return None
+    query = select(User).where(func.lower(User.username) == username.lower())
+    user: User | None = _db().scalars(query).first()
+    return user
+
+
+def _registration_errors(form: dict[str, str], password: str) -> dict[str, str]:
+    """What to correct before the account can be created, by field."""
+    # Control characters and lengths first, the lengths those of the columns:
+    # PostgreSQL refuses a NUL or an over-long string with an error (a 500),
+    # where SQLite would have stored it.
+    errors = {
+        name: "Remove the control characters."
+        for name, value in [*form.items(), ("password", password)]
+        if _has_control_chars(value)
+    }
+    for name in ("email", "name"):  # the username's own rule is stricter
+        if name not in errors and len(form[name]) > _max_length(name):
+            errors[name] = f"At most {_max_length(name)} characters."
+    if "username" not in errors:
+        if not USERNAME.fullmatch(form["username"]):
+            errors["username"] = "3 to 40 letters, digits, dots, dashes or underscores."
+        elif _username_taken(form["username"]):
+            errors["username"] = "This username is taken."
+    if "email" not in errors and not EMAIL.fullmatch(form["email"]):
+        errors["email"] = "Enter an email address."
+    if "password" not in errors and len(password) < 8:
+        errors["password"] = "At least 8 characters."
+    return errors
+
+
+def _username_taken(username: str) -> bool:
+    query = select(User.id).where(func.lower(User.username) == username.lower())
+    return _db().scalars(query).first() is not None
+
+
+def _has_control_chars(value: str) -> bool:
+    return any(unicodedata.category(char) == "Cc" for char in value)
+
+
+def _max_length(column: str) -> int:
+    """The length of a users column (``String(n)`` in :mod:`demo.models`)."""
+    return int(cast(String, User.__table__.c[column].type).length or 0)
 
 
 @bp.get("/account")
 @login_required
 def account() -> str:
-    links = [s for s in current_user.social_auth if s.provider == "amazon"]
+    links = sorted(current_user.social_auth, key=lambda link: link.id)
     return render_template(
         "account.html",
         user=current_user,
-        amazon=links[0] if links else None,
+        amazon_links=[link for link in links if link.provider == "amazon"],
+        # What the library's disconnect pipeline allows: never the last way
+        # to sign in, so a link may go while a password or another link stays.
+        can_unlink=current_user.has_usable_password() or len(links) > 1,
         events=FlaskStorage.link_events.for_user(current_user.id, limit=10),
         event_labels=EVENT_LABELS,
         detail_labels=DETAIL_LABELS,

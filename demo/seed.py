@@ -1,6 +1,7 @@
 """Demo data: local accounts and emulated Amazon identities, one pair per path of the flow.
 
-``python -m demo`` and the browser tests seed the same data with :func:`seed`:
+``python -m demo`` (with the emulator; never with real Amazon) and the browser
+tests seed the same data with :func:`seed`:
 
 - **Ada Lovelace** has no local account: Login with Amazon creates one at once.
 - **Grace Hopper**'s email belongs to the local account ``grace``: linking asks
@@ -9,6 +10,12 @@
   already has: the prefilled registration form asks for another one.
 - **Katherine Johnson** is linked to the local account ``katherine`` already,
   and her email changed on Amazon: signing in updates the local email.
+  Connecting her Amazon account while signed in as someone else is refused.
+- **Margaret Hamilton**'s email belongs to two local accounts, ``margaret``
+  and ``margaret.work``: linking asks which one, and its password.
+- **Dorothy Vaughan**'s email belongs to the local account ``dorothy``, which
+  has no password (it was imported, say): linking asks for a code "emailed"
+  to that address, which the demo's Outbox page shows.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from .models import User
 class LocalUser:
     username: str
     email: str
-    password: str
+    #: None: the account has no password to sign in (or to link) with.
+    password: str | None
     name: str
 
 
@@ -35,6 +43,8 @@ ADA_ID = "amzn1.account.AEDEMOADALOVELACE00000000001"
 GRACE_ID = "amzn1.account.AEDEMOGRACEHOPPER0000000002"
 ALAN_ID = "amzn1.account.AEDEMOALANTURING00000000003"
 KATHERINE_ID = "amzn1.account.AEDEMOKATHERINEJOHNSON0004"
+MARGARET_ID = "amzn1.account.AEDEMOMARGARETHAMILTON0005"
+DOROTHY_ID = "amzn1.account.AEDEMODOROTHYVAUGHAN000006"
 
 #: Local accounts the demo starts with.
 LOCAL_USERS = [
@@ -43,6 +53,11 @@ LOCAL_USERS = [
     LocalUser(
         "katherine", "katherine.old@example.com", "katherine-password-1", "Katherine Johnson"
     ),
+    LocalUser("margaret", "margaret@example.com", "margaret-password-1", "Margaret Hamilton"),
+    LocalUser(
+        "margaret.work", "margaret@example.com", "margaret-work-password-1", "Margaret Hamilton"
+    ),
+    LocalUser("dorothy", "dorothy@example.com", None, "Dorothy Vaughan"),
 ]
 
 #: Amazon identities the emulator offers on its sign-in page.
@@ -56,6 +71,8 @@ AMAZON_IDENTITIES = [
     {"user_id": GRACE_ID, "name": "Grace Hopper", "email": "grace@example.com"},
     {"user_id": ALAN_ID, "name": "alan", "email": "alan.amazon@example.com"},
     {"user_id": KATHERINE_ID, "name": "Katherine Johnson", "email": "katherine@example.com"},
+    {"user_id": MARGARET_ID, "name": "Margaret Hamilton", "email": "margaret@example.com"},
+    {"user_id": DOROTHY_ID, "name": "Dorothy Vaughan", "email": "dorothy@example.com"},
 ]
 
 #: Links that exist before the demo starts: (local username, Amazon user_id,
@@ -72,7 +89,8 @@ def seed_local_users(app: Flask) -> None:
             if db.scalars(select(User.id).where(User.username == local.username)).first():
                 continue
             user = User(username=local.username, email=local.email, name=local.name)
-            user.set_password(local.password)
+            if local.password is not None:
+                user.set_password(local.password)
             db.add(user)
         db.commit()
 

@@ -1,8 +1,9 @@
 """The demo and its LWA emulator served in-process, for the Chromium tests.
 
-``DemoSite.start(tmp_path)`` does what ``python -m demo`` does, on free loopback
-ports and with a fresh SQLite file: the emulator with the demo's identities and
-client, the demo app pointed at it, the same seed data.
+``DemoSite.start(database_url)`` does what ``python -m demo`` does, on free
+loopback ports and with a fresh database (SQLite or PostgreSQL): the emulator
+with the demo's identities and client, the demo app pointed at it, the same
+seed data.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class DemoSite:
         self.thread.start()
 
     @classmethod
-    def start(cls, tmp_path: Path) -> DemoSite:
+    def start(cls, database_url: str) -> DemoSite:
         # The demo's port must be known before the emulator registers its
         # redirect_uri, and the emulator's URL before the demo is configured:
         # bind the demo's socket first.
@@ -80,7 +81,7 @@ class DemoSite:
             app = create_app(
                 {
                     **amazon_settings({"LWA_EMULATOR_URL": emulator.url}),
-                    "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+                    "DATABASE_URL": database_url,
                     "SECRET_KEY": "browser-tests-secret-key",
                 }
             )
@@ -122,9 +123,13 @@ class DemoSite:
 
     def events(self, username: str) -> list[tuple[str, str]]:
         """(event, detail) of ``username``'s security events, oldest first."""
+        return [(event, detail) for event, detail, _amazon in self.amazon_events(username)]
+
+    def amazon_events(self, username: str) -> list[tuple[str, str, str | None]]:
+        """(event, detail, Amazon user_id) of ``username``'s security events, oldest first."""
         rows = self.query(
-            "SELECT e.event, e.detail FROM amazon_link_events e "
+            "SELECT e.event, e.detail, e.amazon_user_id FROM amazon_link_events e "
             "JOIN users u ON u.id = e.user_id WHERE u.username = :u ORDER BY e.id",
             u=username,
         )
-        return [(row.event, row.detail) for row in rows]
+        return [(row.event, row.detail, row.amazon_user_id) for row in rows]

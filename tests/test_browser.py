@@ -1,9 +1,10 @@
 """Every path of the demo, clicked through in a real headless Chromium.
 
 The demo and its LWA emulator run in-process on loopback ports with the seed
-data of ``python -m demo``; Playwright drives Debian's Chromium. Each test ends
-on the page a person would see and checks the database behind it. The main
-pages are saved on the way (``make screenshots`` puts them in ``docs/screenshots/``).
+data of ``python -m demo``, on SQLite and on PostgreSQL; Playwright drives
+Debian's Chromium. Each test ends on the page a person would see and checks the
+database behind it. The main pages are saved on the way (``make screenshots``
+puts them in ``docs/screenshots/``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from demo.seed import ADA_ID, ALAN_ID, GRACE_ID, KATHERINE_ID
+from demo.seed import (
+    ADA_ID,
+    ALAN_ID,
+    AMAZON_IDENTITIES,
+    DOROTHY_ID,
+    GRACE_ID,
+    KATHERINE_ID,
+    LOCAL_USERS,
+    MARGARET_ID,
+)
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, DemoSite
 
 
@@ -33,9 +43,9 @@ def chromium() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoSite]:
+def site(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoSite]:
     monkeypatch.chdir(tmp_path)  # the demo makes ./instance
-    demo = DemoSite.start(tmp_path)
+    demo = DemoSite.start(database_url)
     yield demo
     demo.close()
 
@@ -65,11 +75,37 @@ def login_with_amazon(
     page.get_by_role("button", name=decision).click()
 
 
-def expect_account(page: Page, site: DemoSite, username: str, email: str, amazon: str) -> None:
+def sign_in(page: Page, username: str, password: str) -> None:
+    """The demo's own sign-in, with a username and password."""
+    page.goto("/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+def expect_account(
+    page: Page, site: DemoSite, username: str, email: str, amazon: list[str]
+) -> None:
+    """On the account page of ``username``, with these Amazon user_ids linked."""
     expect(page).to_have_url(f"{site.url}/account")
     expect(page.locator("#account-username")).to_have_text(username)
     expect(page.locator("#account-email")).to_have_text(email)
-    expect(page.locator("#account-amazon")).to_have_text(amazon)
+    if amazon:
+        expect(page.locator("#account-amazon .amazon-uid")).to_have_text(amazon)
+    else:
+        expect(page.locator("#account-amazon")).to_have_text("not linked")
+
+
+def unlink(page: Page, amazon_user_id: str) -> None:
+    page.get_by_role("button", name=f"Unlink Amazon {amazon_user_id}").click()
+
+
+def users(site: DemoSite) -> list[str]:
+    return sorted(row.username for row in site.query("SELECT username FROM users"))
+
+
+#: The local accounts the demo starts with.
+SEEDED = sorted(local.username for local in LOCAL_USERS)
 
 
 def test_new_amazon_identity_gets_an_account_at_once(page: Page, site: DemoSite) -> None:
@@ -77,12 +113,12 @@ def test_new_amazon_identity_gets_an_account_at_once(page: Page, site: DemoSite)
     expect(page.locator("#demo-hint")).to_contain_text("Ada Lovelace")
     screenshot(page, "login")
     page.get_by_role("link", name="Login with Amazon").click()
-    expect(page.get_by_role("radio")).to_have_count(4)
+    expect(page.get_by_role("radio")).to_have_count(len(AMAZON_IDENTITIES))
     screenshot(page, "amazon-sign-in")
     page.get_by_role("radio", name=re.compile(r"^Ada Lovelace")).check()
     page.get_by_role("button", name="Allow").click()
 
-    expect_account(page, site, "AdaLovelace", "ada@example.com", ADA_ID)
+    expect_account(page, site, "AdaLovelace", "ada@example.com", [ADA_ID])
     expect(page.locator("#account-name")).to_have_text("Ada Lovelace")
     expect(page.locator("#account-events")).to_contain_text("Amazon account linked")
     ada = site.user("AdaLovelace")
@@ -93,9 +129,10 @@ def test_new_amazon_identity_gets_an_account_at_once(page: Page, site: DemoSite)
 
 def test_unlinking_the_only_way_to_sign_in_is_refused(page: Page, site: DemoSite) -> None:
     login_with_amazon(page, site, "Ada Lovelace")
-    expect_account(page, site, "AdaLovelace", "ada@example.com", ADA_ID)
+    expect_account(page, site, "AdaLovelace", "ada@example.com", [ADA_ID])
 
-    page.get_by_role("button", name="Unlink Amazon").click()
+    expect(page.locator("#unlink-hint")).to_contain_text("cannot be unlinked")
+    unlink(page, ADA_ID)
     expect(page.locator("h1")).to_have_text("Amazon is still linked")
     expect(page.locator("[data-error-code]")).to_have_text("disconnect_disallowed")
     expect(page.get_by_role("alert")).to_contain_text("cannot be disconnected")
@@ -103,7 +140,7 @@ def test_unlinking_the_only_way_to_sign_in_is_refused(page: Page, site: DemoSite
     assert site.amazon_links()[ADA_ID] == "AdaLovelace"
 
     page.get_by_role("link", name="Back to your account").click()
-    expect_account(page, site, "AdaLovelace", "ada@example.com", ADA_ID)
+    expect_account(page, site, "AdaLovelace", "ada@example.com", [ADA_ID])
 
 
 def test_same_email_links_only_after_the_local_password(page: Page, site: DemoSite) -> None:
@@ -122,12 +159,12 @@ def test_same_email_links_only_after_the_local_password(page: Page, site: DemoSi
 
     page.get_by_label("Password").fill("grace-password-1")
     page.get_by_role("button", name="Link accounts").click()
-    expect_account(page, site, "grace", "grace@example.com", GRACE_ID)
+    expect_account(page, site, "grace", "grace@example.com", [GRACE_ID])
     expect(page.locator("#account-events tr[data-event]")).to_have_count(2)
     screenshot(page, "account")
     assert site.amazon_links()[GRACE_ID] == "grace"
     assert site.events("grace") == [("wrong_password", "wrong_password"), ("linked", "password")]
-    assert len(site.query("SELECT id FROM users")) == 3  # linked, no account made
+    assert users(site) == SEEDED  # linked, no account made
 
 
 def test_taken_username_asks_on_a_prefilled_form(page: Page, site: DemoSite) -> None:
@@ -151,7 +188,7 @@ def test_taken_username_asks_on_a_prefilled_form(page: Page, site: DemoSite) -> 
 
     form.get_by_label("Username").fill("alan-t")
     form.get_by_role("button", name="Create account").click()
-    expect_account(page, site, "alan-t", "alan.amazon@example.com", ALAN_ID)
+    expect_account(page, site, "alan-t", "alan.amazon@example.com", [ALAN_ID])
     expect(page.locator("#account-name")).to_have_text("Alan Turing")
     assert site.amazon_links()[ALAN_ID] == "alan-t"
     assert site.user("alan-t").password_hash is None
@@ -162,13 +199,13 @@ def test_email_changed_on_amazon_updates_the_local_email(page: Page, site: DemoS
     assert site.user("katherine").email == "katherine.old@example.com"
     login_with_amazon(page, site, "Katherine Johnson")
 
-    expect_account(page, site, "katherine", "katherine@example.com", KATHERINE_ID)
+    expect_account(page, site, "katherine", "katherine@example.com", [KATHERINE_ID])
     expect(page.locator("#account-events")).to_contain_text("Email updated from Amazon")
     assert site.user("katherine").email == "katherine@example.com"
     assert site.events("katherine") == [
         ("email_updated", "katherine.old@example.com -> katherine@example.com")
     ]
-    assert len(site.query("SELECT id FROM users")) == 3
+    assert users(site) == SEEDED
 
 
 def test_local_sign_in_and_sign_out_still_work(page: Page, site: DemoSite) -> None:
@@ -183,7 +220,11 @@ def test_local_sign_in_and_sign_out_still_work(page: Page, site: DemoSite) -> No
 
     page.get_by_label("Password").fill("alan-password-1")
     page.get_by_role("button", name="Sign in", exact=True).click()
-    expect_account(page, site, "alan", "alan.local@example.com", "not linked")
+    expect_account(page, site, "alan", "alan.local@example.com", [])
+    # Signed in, the sign-in and registration pages lead to the account.
+    for path in ("/login", "/register"):
+        page.goto(path)
+        expect_account(page, site, "alan", "alan.local@example.com", [])
 
     page.get_by_role("button", name="Sign out alan").click()
     expect(page).to_have_url(f"{site.url}/login")
@@ -193,20 +234,17 @@ def test_local_sign_in_and_sign_out_still_work(page: Page, site: DemoSite) -> No
 
 
 def test_signed_in_user_links_then_unlinks_amazon(page: Page, site: DemoSite) -> None:
-    page.goto("/login")
-    page.get_by_label("Username").fill("grace")
-    page.get_by_label("Password").fill("grace-password-1")
-    page.get_by_role("button", name="Sign in", exact=True).click()
-    expect_account(page, site, "grace", "grace@example.com", "not linked")
+    sign_in(page, "grace", "grace-password-1")
+    expect_account(page, site, "grace", "grace@example.com", [])
 
     page.get_by_role("link", name="Link your Amazon account").click()
     page.get_by_role("radio", name=re.compile(r"^Grace Hopper")).check()
     page.get_by_role("button", name="Allow").click()
-    expect_account(page, site, "grace", "grace@example.com", GRACE_ID)
+    expect_account(page, site, "grace", "grace@example.com", [GRACE_ID])
     assert site.amazon_links()[GRACE_ID] == "grace"
 
-    page.get_by_role("button", name="Unlink Amazon").click()
-    expect_account(page, site, "grace", "grace@example.com", "not linked")
+    unlink(page, GRACE_ID)
+    expect_account(page, site, "grace", "grace@example.com", [])
     expect(page.locator("#account-events")).to_contain_text("Amazon account unlinked")
     assert GRACE_ID not in site.amazon_links()
     assert [event for event, _detail in site.events("grace")] == ["linked", "unlinked"]
@@ -223,3 +261,152 @@ def test_cancel_on_amazon_is_access_denied(page: Page, site: DemoSite) -> None:
     expect(page).to_have_url(f"{site.url}/login")
     assert site.query("SELECT id, username, email FROM users ORDER BY id") == before
     assert site.amazon_links() == {KATHERINE_ID: "katherine"}
+
+
+def test_several_accounts_with_the_email_ask_which_one(page: Page, site: DemoSite) -> None:
+    login_with_amazon(page, site, "Margaret Hamilton")
+    expect(page).to_have_url(re.compile(re.escape(f"{site.url}/link/amazon/password?")))
+    expect(page.locator("main")).to_contain_text("Several accounts use margaret@example.com")
+
+    # margaret.work, with the password of the other margaret: refused, and
+    # the username stays in the form.
+    form = page.locator("#link-password-form")
+    form.get_by_label("Username").fill("margaret.work")
+    form.get_by_label("Password").fill("margaret-password-1")
+    form.get_by_role("button", name="Link accounts").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_attribute("data-error-code", "wrong_password")
+    expect(alert).to_contain_text("4 tries left.")
+    expect(form.get_by_label("Username")).to_have_value("margaret.work")
+    screenshot(page, "link-choose-account")
+    assert MARGARET_ID not in site.amazon_links()
+
+    form.get_by_label("Password").fill("margaret-work-password-1")
+    form.get_by_role("button", name="Link accounts").click()
+    expect_account(page, site, "margaret.work", "margaret@example.com", [MARGARET_ID])
+    assert site.amazon_links()[MARGARET_ID] == "margaret.work"
+    assert site.events("margaret.work") == [
+        ("wrong_password", "wrong_password"),
+        ("linked", "password"),
+    ]
+    assert site.events("margaret") == []
+    assert users(site) == SEEDED
+
+
+def test_account_without_password_links_with_the_emailed_code(page: Page, site: DemoSite) -> None:
+    login_with_amazon(page, site, "Dorothy Vaughan")
+    expect(page).to_have_url(re.compile(re.escape(f"{site.url}/link/amazon/password?")))
+    expect(page.locator("main")).to_contain_text("We emailed it a code")
+    expect(page.locator('input[name="password"]')).to_have_count(0)
+    screenshot(page, "link-email-code")
+
+    # A wrong code first: refused, nothing linked.
+    page.get_by_label("Code from the email").fill("0" * 32)
+    page.get_by_role("button", name="Link accounts").click()
+    expect(page.get_by_role("alert")).to_have_attribute("data-error-code", "wrong_code")
+    assert DOROTHY_ID not in site.amazon_links()
+
+    # The "email", read in another tab from the demo's outbox.
+    outbox = page.context.new_page()
+    outbox.goto("/login")
+    outbox.get_by_role("link", name="Outbox").first.click()
+    email = outbox.locator("article.email")
+    expect(email).to_have_count(1)
+    expect(email).to_contain_text("To dorothy@example.com")
+    screenshot(outbox, "outbox")
+    code = email.locator(".email-code").inner_text()
+    outbox.close()
+
+    page.get_by_label("Code from the email").fill(code)
+    page.get_by_role("button", name="Link accounts").click()
+    expect_account(page, site, "dorothy", "dorothy@example.com", [DOROTHY_ID])
+    expect(page.locator("#unlink-hint")).to_contain_text("cannot be unlinked")
+    assert site.amazon_links()[DOROTHY_ID] == "dorothy"
+    assert site.user("dorothy").password_hash is None
+    assert site.events("dorothy") == [("wrong_password", "wrong_code"), ("linked", "email_code")]
+    assert users(site) == SEEDED
+
+
+def test_connecting_an_amazon_account_linked_elsewhere_is_refused(
+    page: Page, site: DemoSite
+) -> None:
+    sign_in(page, "grace", "grace-password-1")
+    expect_account(page, site, "grace", "grace@example.com", [])
+
+    page.get_by_role("link", name="Link your Amazon account").click()
+    page.get_by_role("radio", name=re.compile(r"^Katherine Johnson")).check()
+    page.get_by_role("button", name="Allow").click()
+    expect(page.locator("h1")).to_have_text("Amazon was not linked")
+    expect(page.locator("[data-error-code]")).to_have_text("identity_in_use")
+    screenshot(page, "identity-in-use")
+    assert site.amazon_links() == {KATHERINE_ID: "katherine"}
+
+    page.get_by_role("link", name="Back to your account").click()
+    expect_account(page, site, "grace", "grace@example.com", [])
+    expect(page.locator("#account-events")).to_contain_text("Amazon link refused")
+    assert site.amazon_events("grace") == [("link_refused", "identity_in_use", KATHERINE_ID)]
+    assert site.events("katherine") == []
+
+
+def test_five_wrong_passwords_lock_linking_even_for_the_right_one(
+    page: Page, site: DemoSite
+) -> None:
+    login_with_amazon(page, site, "Grace Hopper")
+    alert = page.get_by_role("alert")
+    for left in ("4 tries left.", "3 tries left.", "2 tries left.", "1 try left."):
+        page.get_by_label("Password").fill("not-graces-password")
+        page.get_by_role("button", name="Link accounts").click()
+        expect(alert).to_contain_text(left)
+    page.get_by_label("Password").fill("not-graces-password")
+    page.get_by_role("button", name="Link accounts").click()
+    expect(alert).to_contain_text("The account is now locked for a while.")
+
+    page.get_by_label("Password").fill("grace-password-1")
+    page.get_by_role("button", name="Link accounts").click()
+    expect(alert).to_have_attribute("data-error-code", "too_many_attempts")
+    expect(alert).to_contain_text("Try again in 15 minutes.")
+    screenshot(page, "too-many-attempts")
+    assert GRACE_ID not in site.amazon_links()
+    assert site.events("grace") == [
+        *[("wrong_password", "wrong_password")] * 5,
+        ("locked_out", ""),
+        ("locked_out", ""),
+    ]
+    assert users(site) == SEEDED
+
+
+def test_each_amazon_link_unlinks_on_its_own(page: Page, site: DemoSite) -> None:
+    login_with_amazon(page, site, "Ada Lovelace")
+    expect_account(page, site, "AdaLovelace", "ada@example.com", [ADA_ID])
+
+    # A second Amazon account linked: either may go now, and only that one goes.
+    page.get_by_role("link", name="Link another Amazon account").click()
+    page.get_by_role("radio", name=re.compile(r"^alan\b")).check()
+    page.get_by_role("button", name="Allow").click()
+    expect_account(page, site, "AdaLovelace", "ada@example.com", [ADA_ID, ALAN_ID])
+    expect(page.locator("#unlink-hint")).to_have_count(0)
+
+    unlink(page, ADA_ID)
+    expect_account(page, site, "AdaLovelace", "ada@example.com", [ALAN_ID])
+    expect(page.locator("#unlink-hint")).to_contain_text("cannot be unlinked")
+    assert site.amazon_links() == {ALAN_ID: "AdaLovelace", KATHERINE_ID: "katherine"}
+    assert site.amazon_events("AdaLovelace") == [
+        ("linked", "new_account", ADA_ID),
+        ("linked", "signed_in", ALAN_ID),
+        ("unlinked", "", ADA_ID),
+    ]
+
+
+def test_unlink_with_a_forged_form_token_changes_nothing(page: Page, site: DemoSite) -> None:
+    sign_in(page, "katherine", "katherine-password-1")
+    expect_account(page, site, "katherine", "katherine.old@example.com", [KATHERINE_ID])
+
+    # What a form on another site would post: the right action, not the token.
+    page.locator('.unlink-amazon-form input[name="csrf_token"]').evaluate(
+        "input => { input.value = 'forged' }"
+    )
+    unlink(page, KATHERINE_ID)
+    expect(page.locator("h1")).to_have_text("Unlink did not complete")
+    expect(page.locator("[data-error-code]")).to_have_text("invalid_request")
+    assert site.amazon_links() == {KATHERINE_ID: "katherine"}
+    assert site.events("katherine") == []

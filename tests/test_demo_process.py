@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import requests
@@ -35,20 +38,37 @@ def wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 20.0) 
     raise AssertionError(f"{url} did not answer within {seconds} s")
 
 
-def test_python_m_demo_serves_and_signs_in_with_amazon(tmp_path):
-    port, emulator_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AMAZON_")}
-    env["PYTHONPATH"] = str(REPO)
+@contextmanager
+def python_m_demo(cwd: Path, port: int, emulator_port: int, **env: str) -> Iterator[str]:
+    """Run ``python -m demo`` in ``cwd`` with ``env`` added; yield its URL once it answers."""
+    # Only what the test sets: no Amazon credentials, database or emulator
+    # URL of the shell running the tests.
+    inherited = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AMAZON_") and k not in ("DATABASE_URL", "LWA_EMULATOR_URL")
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "demo", "--port", str(port), "--emulator-port", str(emulator_port)],
-        cwd=tmp_path,  # the demo keeps its SQLite file in ./instance
-        env=env,
+        cwd=cwd,  # the demo keeps its SQLite file in ./instance
+        env={**inherited, "PYTHONPATH": str(REPO), **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(f"{base}/login", process)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_python_m_demo_serves_and_signs_in_with_amazon(tmp_path):
+    port, emulator_port = free_port(), free_port()
+    # A URL left in the shell by an earlier run: the demo uses the emulator it starts.
+    stale = f"http://127.0.0.1:{free_port()}"
+    with python_m_demo(tmp_path, port, emulator_port, LWA_EMULATOR_URL=stale) as base:
         browser = requests.Session()
         login = browser.get(f"{base}/login")
         assert 'id="demo-hint"' in login.text and "Login with Amazon" in login.text
@@ -62,8 +82,21 @@ def test_python_m_demo_serves_and_signs_in_with_amazon(tmp_path):
         assert account.url == f"{base}/account"
         shown = dict(re.findall(r'id="account-(\w+)">([^<]*)<', account.text))
         assert shown["email"] == "ada@example.com"
-        assert shown["amazon"] == radios["user_id"][0]
+        assert re.findall(r'class="amazon-uid">([^<]*)<', account.text) == [radios["user_id"][0]]
         assert (tmp_path / "instance" / "demo.sqlite3").exists()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+
+
+def test_python_m_demo_with_real_amazon_seeds_no_demo_accounts(tmp_path):
+    port, emulator_port = free_port(), free_port()
+    real = {"AMAZON_CLIENT_ID": "amzn1.application-oa2-client.real", "AMAZON_CLIENT_SECRET": "s"}
+    with python_m_demo(tmp_path, port, emulator_port, **real, AMAZON_REGION="") as base:
+        login = requests.get(f"{base}/login")
+        assert "Login with Amazon" in login.text and 'id="demo-hint"' not in login.text
+        amazon = requests.get(f"{base}/login/amazon/", allow_redirects=False)
+        assert amazon.headers["Location"].startswith("https://www.amazon.com/ap/oa?")
+        with socket.socket() as sock:  # no emulator
+            assert sock.connect_ex(("127.0.0.1", emulator_port)) != 0
+        # No local accounts with the README's passwords, no links to emulated identities.
+        with closing(sqlite3.connect(tmp_path / "instance" / "demo.sqlite3")) as db:
+            assert db.execute("SELECT count(*) FROM users").fetchone() == (0,)
+            assert db.execute("SELECT count(*) FROM social_auth_usersocialauth").fetchone() == (0,)
