@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import BadRequest, Conflict
 
+from social_amazon_link.flask import api as api_module
 from social_amazon_link.flask.api import MAX_BODY_BYTES
 from tests import sample_app
 from tests.conftest import CLIENT_ID, Served
@@ -85,6 +90,7 @@ def test_returning_user_signs_in(serve_app, phone, lwa_emulator, identities):
     app = serve_app()
     grace = app.add_user("grace", "grace@example.com", PASSWORD)
     app.link(grace, GRACE)
+    before = users(app)
     token = lwa_emulator.mint_token(CLIENT_ID, GRACE)
 
     answer = api(phone, app, "token", {"access_token": token})
@@ -97,6 +103,7 @@ def test_returning_user_signs_in(serve_app, phone, lwa_emulator, identities):
     assert token not in answer.text
     assert answer.headers["Cache-Control"] == "no-store"
     assert me(phone, app)["id"] == grace
+    assert users(app) == before == [(grace, "grace", "grace@example.com")]
     assert links(app) == [(grace, GRACE)]
     assert app.events() == [] and partials(app) == []
     # Tokeninfo (the audience check) and the profile: once each, no more.
@@ -335,6 +342,24 @@ def app_token_for(user: Any) -> dict[str, Any]:
     return {"app_token": f"app-token-{user.id}", "status": "overridden"}
 
 
+def test_response_extra_hook_json_cannot_send_leaves_no_session(
+    serve_app, phone, lwa_emulator, identities
+):
+    app = serve_app(SOCIAL_AUTH_AMAZON_API_RESPONSE_EXTRA="tests.test_api.unsendable_extra")
+    grace = app.add_user("grace", "grace@example.com", PASSWORD)
+    app.link(grace, GRACE)
+    answer = sign_in(phone, app, lwa_emulator, GRACE)
+    assert (answer.status_code, answer.json()) == (500, {"error": "server_error"})
+    # The app's bug, not a sign-in: the client was told so, and is not signed in.
+    assert me(phone, app) == {"authenticated": False}
+    assert links(app) == [(grace, GRACE)] and partials(app) == []
+
+
+def unsendable_extra(user: Any) -> dict[str, Any]:
+    """A buggy ``API_RESPONSE_EXTRA`` hook: a set is no JSON value."""
+    return {"scopes": {"read", "write"}}
+
+
 # -- tokens Amazon (or we) refuse ----------------------------------------------
 
 
@@ -434,6 +459,40 @@ def test_a_new_sign_in_replaces_the_pending_pause(phone, paused_grace, lwa_emula
     assert new != old and partials(app) == [new]
 
 
+def test_expired_partial_token_is_invalid_partial_and_removed(
+    serve_app, phone, lwa_emulator, identities
+):
+    app = serve_app(SOCIAL_AUTH_AMAZON_LINK_PROMPT_MAX_AGE=1)
+    grace = app.add_user("grace", "grace@example.com", PASSWORD)
+    token = sign_in(phone, app, lwa_emulator, GRACE).json()["partial_token"]
+    assert partials(app) == [token]
+    time.sleep(1.5)
+
+    late = api(phone, app, "continue", {"partial_token": token, "password": PASSWORD})
+    assert (late.status_code, late.json()) == (400, {"error": "invalid_partial"})
+    assert partials(app) == [] and links(app) == []
+    assert failures(app, grace) == 0 and app.events() == []
+    assert me(phone, app) == {"authenticated": False}
+
+
+def test_password_with_nul_is_refused_before_an_attempt_is_counted(phone, paused_grace):
+    app, token = paused_grace
+    [(grace, _, _)] = users(app)
+    for password in (PASSWORD + "\x00", PASSWORD + "\ud800"):
+        refused = api(phone, app, "continue", {"partial_token": token, "password": password})
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "invalid_request"
+        assert "'password'" in refused.json()["message"]
+    assert failures(app, grace) == 0 and app.events() == []
+    assert partials(app) == [token] and links(app) == []
+
+    # Other control characters are the app's to judge: this one is only wrong.
+    tab = api(phone, app, "continue", {"partial_token": token, "password": "correct\thorse"})
+    assert (tab.status_code, tab.json()) == (403, {"error": "wrong_password", "attempts_left": 4})
+    done = api(phone, app, "continue", {"partial_token": token, "password": PASSWORD})
+    assert done.json()["status"] == "authenticated"
+
+
 # -- bad input: refused before Amazon or the database is asked ------------------
 
 TOKEN = "Atza|IwEBIexample"
@@ -474,6 +533,13 @@ BAD_INPUT = [
         "token", b'"Atza|x"', JSON, "The body must be a JSON object, not a string.", id="string"
     ),
     pytest.param("token", b"\xff\xfe{}", JSON, "The body is not UTF-8.", id="not-utf8"),
+    pytest.param(
+        "token",
+        b'{"access_token": ' + b"1" * 5000 + b"}",
+        JSON,
+        "The body has a number too long to read (5000 digits).",
+        id="huge-number",
+    ),
     pytest.param("token", b"{}", JSON, "'access_token' is required.", id="no-token"),
     pytest.param("token", b'{"access_token": ""}', JSON, "'access_token' is empty.", id="empty"),
     pytest.param(
@@ -560,6 +626,87 @@ def test_bad_input_is_invalid_request(
     assert_nothing_written(app)
 
 
+NUL = "contains a NUL character."
+SURROGATE = "is not valid Unicode (it holds a lone surrogate)."
+CONTROL = "contains a control character."
+PROBLEM_IDS = {NUL: "nul", SURROGATE: "surrogate", CONTROL: "control"}
+# Valid JSON all (escapes), yet no database can store a NUL or a lone surrogate.
+UNSTORABLE = [
+    ("token", "access_token", "Atza|x\x00", NUL),
+    ("token", "access_token", "Atza|\ud800", SURROGATE),
+    ("continue", "partial_token", "abc\x00", NUL),
+    ("continue", "partial_token", "\udfffabc", SURROGATE),
+    ("continue", "partial_token", "abc\x1b", CONTROL),
+    ("continue", "password", "pw\x00", NUL),
+    ("continue", "password", "pw\ud800", SURROGATE),
+    ("continue", "code", "12\x0034", NUL),
+    ("continue", "code", "1234\x07", CONTROL),
+    ("continue", "username", "\x00", NUL),
+    ("continue", "username", "ada\nroot", CONTROL),
+    ("continue", "email", "ada@example.com\udc80", SURROGATE),
+    ("continue", "email", "ada@example.com\x7f", CONTROL),
+    ("continue", "name", "Ada\x85", CONTROL),
+    ("continue", "name", "Ada\x00", NUL),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "value", "problem"),
+    UNSTORABLE,
+    ids=[f"{field}-{PROBLEM_IDS[problem]}" for _, field, _, problem in UNSTORABLE],
+)
+def test_nul_surrogate_or_control_character_is_invalid_request(
+    serve_app, phone, lwa_emulator, path, field, value, problem
+):
+    app = serve_app()
+    body = {field: value} if path == "token" else {"partial_token": "abc", field: value}
+    answer = phone.post(
+        f"{app.url}/api/amazon/{path}",
+        data=json.dumps(body).encode(),  # as JSON escapes: \u0000, \ud800
+        headers={"Content-Type": JSON},
+    )
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "invalid_request", "message": f"'{field}' {problem}"}
+    assert amazon_calls(lwa_emulator) == {"tokeninfo": 0, "profile": 0}
+    assert_nothing_written(app)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [("username", "ada\x00", NUL), ("email", "ada@example.com\ud800", SURROGATE)],
+    ids=["username-nul", "email-surrogate"],
+)
+def test_registration_answer_a_database_cannot_hold_is_refused_and_the_pause_kept(
+    serve_app, phone, lwa_emulator, identities, field, value, problem
+):
+    app = serve_app()
+    app.add_user("AdaLovelace", "someone@example.com", "pw-123456")
+    before = users(app)
+    token = sign_in(phone, app, lwa_emulator, ADA).json()["partial_token"]
+    answer = {"partial_token": token, "username": "ada", "email": "ada@example.com"}
+    refused = api(phone, app, "continue", {**answer, field: value})
+    assert (refused.status_code, refused.json()) == (
+        400,
+        {"error": "invalid_request", "message": f"'{field}' {problem}"},
+    )
+    assert users(app) == before and links(app) == [] and partials(app) == [token]
+    assert api(phone, app, "continue", answer).json()["status"] == "authenticated"
+
+
+def test_unknown_field_names_are_shown_printable(serve_app, phone):
+    app = serve_app()
+    answer = phone.post(
+        f"{app.url}/api/amazon/token",
+        data=b'{"access_token": "Atza|x", "a\\u0000\\ud800b": 1}',
+        headers={"Content-Type": JSON},
+    )
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": "invalid_request",
+        "message": "Unknown field: a\ufffd\ufffdb (this endpoint accepts 'access_token').",
+    }
+
+
 def test_profile_fields_in_the_body_are_refused_and_never_trusted(
     serve_app, phone, lwa_emulator, identities
 ):
@@ -591,6 +738,7 @@ def test_body_over_64_kib_is_request_too_large(serve_app, phone, lwa_emulator):
     )
     assert (answer.status_code, answer.json()) == (413, {"error": "request_too_large"})
     assert amazon_calls(lwa_emulator) == {"tokeninfo": 0, "profile": 0}
+    assert_nothing_written(app)
 
 
 def test_chunked_body_over_64_kib_is_request_too_large(serve_app, phone, lwa_emulator):
@@ -607,6 +755,30 @@ def test_chunked_body_over_64_kib_is_request_too_large(serve_app, phone, lwa_emu
     )
     assert (answer.status_code, answer.json()) == (413, {"error": "request_too_large"})
     assert amazon_calls(lwa_emulator) == {"tokeninfo": 0, "profile": 0}
+    assert_nothing_written(app)
+
+
+def test_a_broken_chunked_body_is_invalid_request(serve_app, lwa_emulator):
+    import socket
+    from urllib.parse import urlsplit
+
+    app = serve_app()
+    host, port = urlsplit(app.url).hostname, urlsplit(app.url).port
+    request_bytes = (
+        b"POST /api/amazon/token HTTP/1.1\r\nHost: app\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"not-a-size\r\n{}\r\n0\r\n\r\n"
+    )
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(request_bytes)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0].split(b" ")[1] == b"400"
+    assert json.loads(body)["error"] == "invalid_request"
+    assert amazon_calls(lwa_emulator) == {"tokeninfo": 0, "profile": 0}
+    assert_nothing_written(app)
 
 
 def test_every_answer_is_json(serve_app, phone):
@@ -616,3 +788,66 @@ def test_every_answer_is_json(serve_app, phone):
     assert wrong_method.json()["error"] == "method_not_allowed"
     unknown = phone.post(f"{app.url}/api/amazon/tokens", json={})
     assert (unknown.status_code, unknown.json()["error"]) == (404, "not_found")
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "TRACE", "PUT", "DELETE", "HEAD"])
+@pytest.mark.parametrize("path", ["token", "continue"])
+def test_any_method_but_post_is_json_method_not_allowed(serve_app, phone, method, path):
+    app = serve_app()
+    answer = phone.request(method, f"{app.url}/api/amazon/{path}", timeout=10)
+    assert answer.status_code == 405
+    assert answer.headers["Allow"] == "POST"
+    assert answer.headers["Content-Type"] == "application/json"
+    if method != "HEAD":
+        assert answer.json() == {"error": "method_not_allowed", "message": "Use POST."}
+    unknown = phone.request(method, f"{app.url}/api/amazon/{path}s", timeout=10)
+    assert (unknown.status_code, unknown.headers["Content-Type"]) == (404, "application/json")
+
+
+@pytest.mark.parametrize(
+    ("error", "body"),
+    [
+        (BadRequest(), {"error": "invalid_request"}),
+        (BadRequest("The CSRF token is missing."), {"error": "invalid_request"}),
+        (Conflict(), {"error": "http_409"}),
+    ],
+)
+def test_http_errors_in_the_api_carry_a_message(error, body):
+    app = Flask(__name__)
+    app.register_blueprint(api_module.bp)
+    with app.test_request_context("/api/amazon/token", method="POST"):
+        answer = app.handle_user_exception(error)
+    assert (answer.status_code, answer.mimetype) == (error.code, "application/json")
+    assert answer.json == {**body, "message": error.description}
+
+
+# -- an app protected by Flask-WTF's CSRFProtect ---------------------------------
+
+
+@pytest.mark.parametrize("order", ["before_init_app", "after_init_app"])
+def test_api_is_exempt_from_the_apps_csrf_protection(
+    serve_app, phone, lwa_emulator, identities, monkeypatch, order
+):
+    protect = CSRFProtect
+    if order == "before_init_app":
+
+        class ProtectedFlask(Flask):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                protect(self)
+
+        monkeypatch.setattr(sample_app, "Flask", ProtectedFlask)
+        app = serve_app()
+    else:
+        app = serve_app()
+        protect(app.app)
+    assert app.app.extensions["csrf"] is not None
+
+    # A mobile client has no CSRF token: the API takes JSON only, which no
+    # cross-site form can send, so it must not ask for one.
+    answer = sign_in(phone, app, lwa_emulator, ADA)
+    assert (answer.status_code, answer.json()["status"]) == (200, "authenticated")
+    assert me(phone, app)["id"] == answer.json()["user"]["id"]
+    # The rest of the app is still protected.
+    own_form = phone.post(f"{app.url}/test-login", data={"username": "x", "password": "y"})
+    assert own_form.status_code == 400

@@ -22,6 +22,12 @@ password or code is ever written to an answer or a log.
 
 Setting ``API_RESPONSE_EXTRA``: dotted path of ``f(user) -> dict``, merged into
 the ``authenticated`` answer (an app's own API token, say).
+
+An app protected by Flask-WTF's ``CSRFProtect`` has this blueprint exempted
+when it is registered (or, if ``CSRFProtect`` comes later, before it checks
+a request here): a mobile client holds no CSRF token, and no cross-site form
+can send the ``application/json`` body every endpoint here requires (a script
+on another origin can only if the app's own CORS rules let it).
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ import re
 import traceback
 from typing import Any, NoReturn
 
-from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, request, url_for
+from flask.sansio.app import App
+from flask.sansio.blueprints import BlueprintSetupState
 from flask_login import current_user, login_user
 from social_core.exceptions import (
     AuthConfigurationError,
@@ -54,6 +62,7 @@ from pipelines.pause import prompt_of
 from pipelines.registration import DEFAULT_REQUIRED_FIELDS, FORM_FIELDS
 
 from ..errors import AmazonError, InvalidPartial, InvalidRequest, error_status
+from ..text import has_control_characters, storable
 from .paused import PROMPT_KINDS, PausedSignIn, load_paused
 
 __all__ = ["MAX_BODY_BYTES", "MAX_FIELD_LENGTH", "bp"]
@@ -84,14 +93,20 @@ _STATUS = {
     "email_code": "code_required",
     "registration": "registration_required",
 }
-_METHODS = ["GET", "PUT", "PATCH", "DELETE"]
+# Every standard method but POST (HEAD comes with GET). Listed so that each is
+# routed to a view of ours: Flask's automatic OPTIONS answer is an empty HTML
+# page, and its routing 405 never reaches a blueprint's error handlers.
+_METHODS = ["GET", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
 _ALL_METHODS = ["POST", *_METHODS]
+# What a message must not quote back: control characters (Unicode category
+# Cc) and lone surrogates.
+_UNSHOWABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 # -- the endpoints -------------------------------------------------------------
 
 
-@bp.post("/token")
+@bp.post("/token", provide_automatic_options=False)
 def token() -> Response:
     """Sign in with a client's LWA access token."""
     body = _json_object()
@@ -109,7 +124,7 @@ def token() -> Response:
     return _outcome(strategy, backend, result, signed_in, previous_pause=before)
 
 
-@bp.post("/continue")
+@bp.post("/continue", provide_automatic_options=False)
 def resume() -> Response:
     """Answer the prompt a sign-in paused on, and carry on with it."""
     body = _json_object()
@@ -117,7 +132,13 @@ def resume() -> Response:
     answers = _answer_fields(backend)
     _only(body, ("partial_token", *answers))
     partial_token = _text(body, "partial_token")
-    values = {name: _text(body, name, empty_ok=True) for name in answers if name in body}
+    values = {
+        # A password is checked against the app's own hash, never stored:
+        # which characters one may hold is the app's rule (all but NUL).
+        name: _text(body, name, empty_ok=True, controls_ok=name == "password")
+        for name in answers
+        if name in body
+    }
     _redact(*(values[name] for name in ("password", "code") if values.get(name)))
 
     paused = load_paused(partial_token, PROMPT_KINDS, strategy=strategy)
@@ -233,21 +254,22 @@ def _authenticated(strategy: Any, backend: Any, user: Any, signed_in: Any) -> Re
     if signed_in is None and not (user_is_active(user) or allow_inactive):
         # What social-core's do_complete refuses too (and Flask-Login would).
         raise AuthPolicyError(backend, code="authentication_disallowed", stage="pipeline")
-    # Before the sign-in: a hook that fails leaves no signed-in session behind.
-    extra = _response_extra(backend, user)
+    answer = {
+        # Ours win: a hook cannot change what a client branches on.
+        **_response_extra(backend, user),
+        "status": "authenticated",
+        "user": {"id": user.id, "username": user.username, "email": user.email},
+        "new_user": bool(getattr(user, "is_new", False)),
+    }
+    # Written out before the sign-in: a hook that fails, or returns what JSON
+    # cannot hold, leaves no signed-in session behind its 500.
+    text = current_app.json.dumps(answer)
     if signed_in is None:
         # The app's own sign-in, then what social-core's _login_user adds.
         login_user(user, force=allow_inactive)
         social = getattr(user, "social_user", None)
         strategy.session_set(LAST_LOGIN_BACKEND, getattr(social, "provider", backend.name))
-    answer = {
-        # Ours win: a hook cannot change what a client branches on.
-        **extra,
-        "status": "authenticated",
-        "user": {"id": user.id, "username": user.username, "email": user.email},
-        "new_user": bool(getattr(user, "is_new", False)),
-    }
-    return _json(answer, 200)
+    return _json_text(text, 200)
 
 
 def _response_extra(backend: Any, user: Any) -> dict[str, Any]:
@@ -289,11 +311,17 @@ def _json_object() -> dict[str, Any]:
         raise RequestEntityTooLarge()
     # Read at most one byte over the limit: a chunked body has no length.
     raw = bytearray()
-    while len(raw) <= MAX_BODY_BYTES:
-        chunk = request.stream.read(MAX_BODY_BYTES + 1 - len(raw))
-        if not chunk:
-            break
-        raw += chunk
+    try:
+        while len(raw) <= MAX_BODY_BYTES:
+            chunk = request.stream.read(MAX_BODY_BYTES + 1 - len(raw))
+            if not chunk:
+                break
+            raw += chunk
+    except (OSError, ValueError):
+        # The server's reader of a chunked body says its framing is broken.
+        raise InvalidRequest(
+            "The body could not be read: its chunked encoding is broken."
+        ) from None
     if len(raw) > MAX_BODY_BYTES:
         raise RequestEntityTooLarge()
     if not raw:
@@ -305,6 +333,7 @@ def _json_object() -> dict[str, Any]:
             raw.decode("utf-8"),
             object_pairs_hook=_no_duplicates,
             parse_constant=_no_constant,
+            parse_int=_integer,
         )
     except UnicodeDecodeError:
         raise InvalidRequest("The body is not UTF-8.") from None
@@ -325,7 +354,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
-            raise InvalidRequest(f"Field '{key[:64]}' appears more than once.")
+            raise InvalidRequest(f"Field '{_shown(key)}' appears more than once.")
         seen[key] = value
     return seen
 
@@ -334,18 +363,39 @@ def _no_constant(name: str) -> NoReturn:
     raise InvalidRequest(f"The body is not valid JSON: {name} is not a JSON value.")
 
 
+def _integer(digits: str) -> int:
+    # Past Python's limit on integer digits (4300 by default) int() raises a
+    # plain ValueError, which json.loads lets through as it is.
+    try:
+        return int(digits)
+    except ValueError:
+        raise InvalidRequest(
+            f"The body has a number too long to read ({len(digits.lstrip('-'))} digits)."
+        ) from None
+
+
 def _only(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
     unknown = sorted(key for key in body if key not in allowed)
     if unknown:
-        shown = [name[:64] for name in unknown[:10]]
+        shown = [_shown(name) for name in unknown[:10]]
         raise InvalidRequest(
             f"Unknown {'field' if len(unknown) == 1 else 'fields'}: {', '.join(shown)} "
             f"(this endpoint accepts {_names(list(allowed))})."
         )
 
 
-def _text(body: dict[str, Any], name: str, *, token: bool = False, empty_ok: bool = False) -> str:
-    """A string field, checked; its value never appears in a message."""
+def _text(
+    body: dict[str, Any],
+    name: str,
+    *,
+    token: bool = False,
+    empty_ok: bool = False,
+    controls_ok: bool = False,
+) -> str:
+    """A string field, checked; its value never appears in a message.
+
+    ``controls_ok``: control characters other than NUL are let through.
+    """
     if name not in body:
         raise InvalidRequest(f"'{name}' is required.")
     value = body[name]
@@ -355,9 +405,23 @@ def _text(body: dict[str, Any], name: str, *, token: bool = False, empty_ok: boo
         raise InvalidRequest(f"'{name}' is empty.")
     if len(value) > MAX_FIELD_LENGTH:
         raise InvalidRequest(f"'{name}' is longer than {MAX_FIELD_LENGTH} characters.")
+    if not storable(value):
+        # Valid JSON can carry both ("\u0000", "\ud800"), yet PostgreSQL
+        # cannot hold or even compare a NUL, and no driver can send a lone
+        # surrogate: refused here, before a query (or a counted try) fails.
+        if "\x00" in value:
+            raise InvalidRequest(f"'{name}' contains a NUL character.")
+        raise InvalidRequest(f"'{name}' is not valid Unicode (it holds a lone surrogate).")
+    if not controls_ok and has_control_characters(value):
+        raise InvalidRequest(f"'{name}' contains a control character.")
     if token and not _TOKEN_CHARS.fullmatch(value):
         raise InvalidRequest(f"'{name}' may only hold printable ASCII characters, no spaces.")
     return value
+
+
+def _shown(name: str) -> str:
+    """A field name the client sent, fit to quote back in a message."""
+    return _UNSHOWABLE.sub("\ufffd", name[:64])
 
 
 def _prompt_fields(kind: str, backend: Any) -> tuple[str, ...]:
@@ -396,8 +460,11 @@ def _json_type(value: object) -> str:
 
 
 def _json(body: dict[str, Any], status: int) -> Response:
-    response = jsonify(body)
-    response.status_code = status
+    return _json_text(current_app.json.dumps(body), status)
+
+
+def _json_text(text: str, status: int) -> Response:
+    response = current_app.response_class(f"{text}\n", status=status, mimetype="application/json")
     # A sign-in answer names a user and may carry an app token.
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -432,7 +499,11 @@ def _http_error(error: HTTPException) -> Response:
     if error.code == 413:
         return _json({"error": "request_too_large"}, 413)
     code = error.code or 400
-    return _json({"error": "invalid_request" if code == 400 else f"http_{code}"}, code)
+    # Werkzeug's descriptions are plain sentences, written for clients.
+    message = error.description or error.name
+    return _json(
+        {"error": "invalid_request" if code == 400 else f"http_{code}", "message": message}, code
+    )
 
 
 @bp.errorhandler(Exception)
@@ -445,3 +516,35 @@ def _unexpected(error: Exception) -> Response:
         text = text.replace(secret, "<redacted>")
     current_app.logger.error("Login with Amazon (API): unexpected error\n%s", text)
     return _json({"error": "server_error"}, 500)
+
+
+# -- an app's CSRF protection ----------------------------------------------------
+
+
+@bp.record_once
+def _exempt_when_registered(state: BlueprintSetupState) -> None:
+    # CSRFProtect set up before this blueprint was registered: its
+    # before_request runs ahead of any of ours, so the exemption must exist now.
+    _exempt_from_csrf(state.app)
+
+
+@bp.before_app_request
+def _exempt_before_csrf_checks() -> None:
+    # CSRFProtect set up after the registration: this app-wide hook was added
+    # first, so on a request to this API it runs ahead of CSRFProtect's.
+    if current_app.blueprints.get(request.blueprint or "") is bp:
+        _exempt_from_csrf(current_app)
+
+
+def _exempt_from_csrf(app: App) -> None:
+    """Exempt this blueprint from Flask-WTF's ``CSRFProtect``, if the app uses it.
+
+    Safe: every endpoint here reads only an ``application/json`` body, which a
+    cross-site form cannot send and a cross-site script can only after a CORS
+    preflight (``OPTIONS``, answered 405 here). ``exempt`` adds to a set, so
+    calling it again is harmless.
+    """
+    csrf = app.extensions.get("csrf")
+    exempt = getattr(csrf, "exempt", None)
+    if callable(exempt):
+        exempt(bp)
