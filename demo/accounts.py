@@ -9,6 +9,7 @@ from typing import Any, cast
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import String, func, select
+from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
 from social_amazon_link.flask.storage import FlaskStorage
@@ -20,6 +21,9 @@ bp = Blueprint("accounts", __name__)
 
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,40}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+#: Checked against when no account has the username, so that costs what a
+#: wrong password costs (the same hashing method as the accounts').
+_UNUSED_HASH = generate_password_hash("no account has this password")
 #: The registration form's fields besides the password, each a column of users.
 FIELDS = ("username", "email", "name")
 
@@ -67,9 +71,14 @@ def login() -> Any:
     if request.method == "POST":
         check_csrf()
         user = _find_user(form["username"])
-        if user is not None and user.check_password(request.form.get("password", "")):
+        password = request.form.get("password", "")
+        if user is not None and user.check_password(password):
             login_user(user)
             return _to_account()
+        if user is None or not user.has_usable_password():
+            # As slow as a wrong password: the answer's time must not tell
+            # which usernames exist.
+            check_password_hash(_UNUSED_HASH, password)
         flash("Wrong username or password.", "error")
     return render_template("login.html", form=form)
 

@@ -134,6 +134,35 @@ def test_sign_in_with_an_impossible_username_is_wrong_credentials(
         assert "_user_id" not in session
 
 
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [
+        ("grace", "not-grace-password"),  # an account, a wrong password
+        ("nobody-has-this-name", "whatever-1"),  # no such account
+        ("dorothy", "whatever-1"),  # an account with no password (Amazon only)
+    ],
+)
+def test_every_failed_sign_in_checks_one_password_hash(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch, username: str, password: str
+) -> None:
+    """So that how long the answer takes does not tell which usernames exist."""
+    from werkzeug import security
+
+    from demo import accounts, models
+
+    checked: list[str] = []
+
+    def counting(pwhash: str, password: str) -> bool:
+        checked.append(pwhash)
+        return security.check_password_hash(pwhash, password)
+
+    monkeypatch.setattr(accounts, "check_password_hash", counting)
+    monkeypatch.setattr(models, "check_password_hash", counting)
+    answer = sign_in(client, username, password)
+    assert "Wrong username or password." in answer.get_data(as_text=True)
+    assert len(checked) == 1
+
+
 @pytest.mark.parametrize("path", ["/login", "/register"])
 def test_signed_in_visitors_of_sign_in_and_registration_go_to_their_account(
     client: FlaskClient, demo: Flask, path: str
