@@ -46,6 +46,7 @@ DETAIL_LABELS = {
     "wrong_password": "",
     "wrong_code": "wrong emailed code",
     "no_password": "the account has no password to prove it is yours",
+    "other_sign_in": "the account signs in with another Amazon account",
     "identity_in_use": "that Amazon account belongs to another account",
 }
 

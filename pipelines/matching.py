@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 from social_core.exceptions import AuthAssociationError
@@ -26,7 +28,7 @@ from social_amazon_link.errors import (
 from social_amazon_link.text import has_control_characters, storable
 
 from .events import LINK_REFUSED, LOCKED_OUT, WRONG_PASSWORD, record
-from .pause import PROMPT_KEY, pause, resumed_prompt
+from .pause import ANSWER_KEY, PROMPT_KEY, answer_of, pause, resumed_prompt
 
 __all__ = ["match_by_email_require_password", "match_by_uid"]
 
@@ -89,8 +91,10 @@ def match_by_email_require_password(
     concurrent requests cannot exceed the limit.
 
     An account with no usable password proves ownership with a one-time code
-    sent to its email through social-core's ``EMAIL_VALIDATION_FUNCTION``;
-    without one the link is refused (``password_unavailable``).
+    sent to its email through social-core's ``EMAIL_VALIDATION_FUNCTION``
+    (only the code this pause sent counts). Without a sender, or when the
+    account signs in with another identity already (its email was never
+    proven), the link is refused (``password_unavailable``).
     """
     if user is not None:
         return None
@@ -99,7 +103,7 @@ def match_by_email_require_password(
     if not candidates:
         return None
 
-    answer = strategy.request_data()
+    answer = answer_of(kwargs)
     prompt = resumed_prompt(backend, kwargs, "password") or resumed_prompt(
         backend, kwargs, "email_code"
     )
@@ -108,14 +112,17 @@ def match_by_email_require_password(
 
     if prompt["kind"] == "email_code":
         account = candidates[0] if len(candidates) == 1 else None
-        if account is None or has_usable_password(account):
+        if account is None or has_usable_password(account) or _signs_in_elsewhere(backend, account):
             # The accounts changed since the code was sent: start over.
             return _ask(backend, pipeline_index, details, candidates, dict(kwargs, uid=uid))
         code = str(answer.get("code") or "").strip()
         if not code or not storable(code) or has_control_characters(code):
             raise InvalidRequest("Enter the code we emailed you.", backend=backend)
         tried = _reserve_try(backend, account, uid)
-        if not strategy.validate_email(account.email, code):
+        # The code this pause sent, and no other: one sent to the same address
+        # for an earlier, abandoned sign-in proves nothing about this one.
+        sent = hmac.compare_digest(code_digest(code), str(prompt.get("code_digest", "")))
+        if not sent or not strategy.validate_email(account.email, code):
             _wrong(backend, account, uid, tried.failures, WrongCode)
         method = "email_code"
     else:
@@ -135,7 +142,13 @@ def match_by_email_require_password(
         method = "password"
 
     backend.strategy.storage.link_attempts.clear(account.id)
-    return {"user": account, "is_new": False, "link_method": method, PROMPT_KEY: None}
+    return {
+        "user": account,
+        "is_new": False,
+        "link_method": method,
+        PROMPT_KEY: None,
+        ANSWER_KEY: None,  # the password or code goes no further
+    }
 
 
 def _ask(
@@ -149,28 +162,51 @@ def _ask(
     email = details["email"]
     kwargs = dict(kwargs, details=details)
     if len(candidates) == 1 and not has_usable_password(candidates[0]):
-        if not backend.setting("EMAIL_VALIDATION_FUNCTION"):
+        account = candidates[0]
+        refused = (
+            # Its email may never have been proven: whoever made the account
+            # through another Amazon account could have typed anyone's, and
+            # a code to that mailbox would hand the owner's Amazon to them.
+            "other_sign_in"
+            if _signs_in_elsewhere(backend, account)
+            else "no_password"
+            if not backend.setting("EMAIL_VALIDATION_FUNCTION")
+            else ""
+        )
+        if refused:
             record(
                 backend,
                 LINK_REFUSED,
-                user=candidates[0],
+                user=account,
                 amazon_user_id=kwargs.get("uid"),
-                detail="no_password",
+                detail=refused,
             )
             raise PasswordUnavailable(backend=backend, stage="pipeline")
-        account_email = candidates[0].email
+
+        def send_code(token: str) -> dict[str, Any]:
+            code = backend.strategy.send_email_validation(backend, account.email, token)
+            return {"code_digest": code_digest(code.code)}
+
         return pause(
             backend,
             pipeline_index,
             url,
             {"kind": "email_code", "email": email},
             kwargs,
-            on_token=lambda token: backend.strategy.send_email_validation(
-                backend, account_email, token
-            ),
+            before_store=send_code,
         )
     prompt = {"kind": "password", "email": email, "choose_account": len(candidates) > 1}
     return pause(backend, pipeline_index, url, prompt, kwargs)
+
+
+def code_digest(code: str) -> str:
+    """What a pause keeps of the code it sent: enough to recognise it, not to use it."""
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def _signs_in_elsewhere(backend: Any, account: Any) -> bool:
+    """Whether the account is linked to another identity (another Amazon account)."""
+    return bool(backend.strategy.storage.user.get_social_auth_for_user(account))
 
 
 def _chosen_account(backend: Any, candidates: list[Any], answer: dict[str, Any], uid: Any) -> Any:

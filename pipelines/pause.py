@@ -5,6 +5,11 @@ and pauses again with the *answer's* request data when a step asks twice; an
 answer here is a password or a one-time code, which must never be written to
 the database. These helpers store a pause with no request data, mark which
 prompt it waits for, and time it out.
+
+The steps read the answer from the ``ANSWER_KEY`` keyword, which only the
+integration's checked prompt pages and API set, and never from the request:
+otherwise any URL that resumes the pipeline (social-core's callback, reached
+by a forged link with the person's cookies) could answer for them.
 """
 
 from __future__ import annotations
@@ -18,14 +23,27 @@ from social_core.utils import PARTIAL_TOKEN_SESSION_NAME, url_add_parameters
 
 from social_amazon_link.errors import InvalidPartial
 
-__all__ = ["PROMPT_KEY", "pause", "prompt_expired", "prompt_of", "resumed_prompt"]
+__all__ = [
+    "ANSWER_KEY",
+    "PROMPT_KEY",
+    "answer_of",
+    "pause",
+    "prompt_expired",
+    "prompt_of",
+    "resumed_prompt",
+]
 
 #: The pipeline keyword that says which prompt a paused sign-in waits for.
 PROMPT_KEY = "amazon_link_prompt"
+#: The pipeline keyword that carries the person's answer to it. Only the
+#: integration's prompt pages (CSRF-checked) and its JSON API set it, never
+#: the request: a pause resumed any other way (social-core's own callback
+#: URL, say) gets no answer, so a forged link cannot answer for a person.
+ANSWER_KEY = "amazon_link_answer"
 #: How long a person has to answer a prompt (setting ``LINK_PROMPT_MAX_AGE``).
 DEFAULT_MAX_AGE = 15 * 60
 
-_PIPELINE_ARGS = ("strategy", "backend", "pipeline_index", "user", "social")
+_PIPELINE_ARGS = ("strategy", "backend", "pipeline_index", "user", "social", ANSWER_KEY)
 
 
 def pause(
@@ -35,12 +53,14 @@ def pause(
     prompt: dict[str, Any],
     kwargs: dict[str, Any],
     *,
-    on_token: Callable[[str], None] | None = None,
+    before_store: Callable[[str], dict[str, Any]] | None = None,
 ) -> Any:
     """Store the paused pipeline and redirect to ``url?partial_token=...``.
 
     ``prompt`` (kind and what the page needs to show) travels in the partial's
     keywords, so the view, the JSON API and the step itself read the same thing.
+    ``before_store(token)`` runs before anything is stored (sending the code,
+    say: when it fails, no pause is left behind) and adds to the prompt.
     """
     strategy = backend.strategy
     prompt = {**prompt, "paused_at": time.time()}
@@ -55,11 +75,17 @@ def pause(
         **rest,
     )
     partial.data["request_data"] = {}
+    if before_store is not None:
+        partial.extend_kwargs({PROMPT_KEY: {**prompt, **before_store(partial.token)}})
     strategy.storage.partial.store(partial)
     strategy.session_set(PARTIAL_TOKEN_SESSION_NAME, partial.token)
-    if on_token is not None:
-        on_token(partial.token)
     return strategy.redirect(url_add_parameters(url, {"partial_token": partial.token}))
+
+
+def answer_of(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The answer the integration resumed this pause with (empty when none)."""
+    answer = kwargs.get(ANSWER_KEY)
+    return dict(answer) if isinstance(answer, dict) else {}
 
 
 def prompt_of(partial: Any) -> dict[str, Any] | None:

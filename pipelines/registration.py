@@ -8,7 +8,7 @@ from typing import Any
 from social_amazon_link.errors import RegistrationInvalid
 from social_amazon_link.text import has_control_characters, one_line, storable, valid_email
 
-from .pause import PROMPT_KEY, pause, resumed_prompt
+from .pause import ANSWER_KEY, PROMPT_KEY, answer_of, pause, resumed_prompt
 
 __all__ = ["prefill_registration", "validate_registration"]
 
@@ -99,7 +99,7 @@ def prefill_registration(
                 dict(kwargs, details=details, response=response),
             )
     else:
-        answer = strategy.request_data()
+        answer = answer_of(kwargs)
         values = {field: str(answer.get(field) or "").strip() for field in fields}
         errors = validate_registration(backend, values, required)
         if errors:
@@ -112,4 +112,5 @@ def prefill_registration(
         **{field: values[field] for field in fields if values.get(field)},
         "details": new_details,
         PROMPT_KEY: None,
+        ANSWER_KEY: None,
     }

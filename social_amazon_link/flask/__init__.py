@@ -20,11 +20,14 @@ from flask.cli import AppGroup
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from social_core.exceptions import SocialAuthBaseException
+from social_core.utils import PARTIAL_TOKEN_SESSION_NAME
+from social_flask.utils import load_strategy
 from sqlalchemy.orm import Session, scoped_session
 
 from pipelines import AMAZON_DISCONNECT_PIPELINE, AMAZON_PIPELINE
+from pipelines.pause import prompt_of
 
-from ..errors import AmazonError, InvalidRequest, error_status
+from ..errors import AmazonError, InvalidPartial, InvalidRequest, error_status
 from .api import bp as api_views
 from .csrf import check_csrf, csrf_token
 from .storage import init_social
@@ -77,6 +80,8 @@ def init_app(
         # unlink a signed-in person's Amazon account.
         if request.endpoint == "social.disconnect" and request.method == "POST":
             check_csrf(request.form.get("csrf_token"))
+        if request.endpoint in ("social.auth", "social.complete"):
+            _end_waiting_prompt()
 
     app.register_error_handler(SocialAuthBaseException, _error_response)
     app.cli.add_command(cli)
@@ -86,6 +91,31 @@ def init_app(
         @app.teardown_appcontext
         def _remove_session(_exc: BaseException | None) -> None:
             session.remove()
+
+
+#: Parameters of Amazon's redirect back to the callback.
+_CALLBACK_PARAMETERS = frozenset(("state", "code", "error"))
+
+
+def _end_waiting_prompt() -> None:
+    """A prompt of ours is answered on its own page, never through social-core's views.
+
+    social-core's callback would resume a pause it finds in the session in
+    place of a new sign-in: starting one, or Amazon's redirect back for one,
+    ends a prompt this browser left waiting. The callback reached without
+    Amazon's parameters while a prompt waits is refused: only a forged link
+    would try to answer it there.
+    """
+    strategy = load_strategy()
+    token = strategy.session_get(PARTIAL_TOKEN_SESSION_NAME)
+    if not isinstance(token, str) or not token:
+        return
+    partial = strategy.partial_load(token)
+    if partial is not None and prompt_of(partial) is None:
+        return  # a pause of one of the app's own steps: social-core resumes it
+    strategy.clean_partial_pipeline(token)
+    if request.endpoint == "social.complete" and not _CALLBACK_PARAMETERS & set(request.values):
+        raise InvalidPartial(reason="not_on_its_page", stage="callback")
 
 
 cli = AppGroup("amazon-link", help="Login with Amazon maintenance.")

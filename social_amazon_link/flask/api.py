@@ -58,7 +58,7 @@ from social_flask.utils import load_backend, load_strategy
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
-from pipelines.pause import prompt_of
+from pipelines.pause import ANSWER_KEY, prompt_of
 from pipelines.registration import DEFAULT_REQUIRED_FIELDS, FORM_FIELDS
 
 from ..errors import AmazonError, InvalidPartial, InvalidRequest, error_status
@@ -196,6 +196,7 @@ def _continue(paused: PausedSignIn, values: dict[str, str]) -> Response:
     # the pipeline's request data (in memory only: the partial is detached,
     # and the pause stored none), and a signed-in user joins the pipeline.
     partial.request_data = values
+    partial.extend_kwargs({ANSWER_KEY: values})
     if signed_in is not None:
         partial.extend_kwargs({"user": signed_in})
     g.strategy, g.backend = strategy, backend

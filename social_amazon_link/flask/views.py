@@ -21,6 +21,8 @@ from flask.typing import ResponseReturnValue
 from social_core.actions import do_complete
 from social_flask.routes import do_login
 
+from pipelines.pause import ANSWER_KEY
+
 from ..errors import (
     InvalidPartial,
     InvalidRequest,
@@ -34,6 +36,9 @@ from .paused import load_paused
 __all__ = ["bp"]
 
 bp = Blueprint("amazon_link", __name__, template_folder="templates")
+
+#: Form fields that are not part of the person's answer.
+_NOT_ANSWERS = ("csrf_token", "partial_token", "action", "next")
 
 _TEMPLATES = {
     "password": "social_amazon_link/password.html",
@@ -75,8 +80,12 @@ def _prompt(kinds: tuple[str, ...]) -> ResponseReturnValue:
         strategy.clean_partial_pipeline(token)
         return redirect(current_app.config.get("SOCIAL_AUTH_LOGIN_URL", "/"))
     g.strategy, g.backend = strategy, backend
+    # The answer reaches the steps as a keyword, from this checked form only.
+    answer: dict[str, Any] = {
+        ANSWER_KEY: {k: v for k, v in request.form.items() if k not in _NOT_ANSWERS}
+    }
     try:
-        response: ResponseReturnValue = do_complete(backend, login=do_login, user=g.user)
+        response: ResponseReturnValue = do_complete(backend, login=do_login, user=g.user, **answer)
         return response
     except InvalidPartial:
         strategy.clean_partial_pipeline(token)
