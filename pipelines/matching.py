@@ -163,16 +163,14 @@ def _ask(
     kwargs = dict(kwargs, details=details)
     if len(candidates) == 1 and not has_usable_password(candidates[0]):
         account = candidates[0]
-        refused = (
+        refused = ""
+        if _signs_in_elsewhere(backend, account):
             # Its email may never have been proven: whoever made the account
             # through another Amazon account could have typed anyone's, and
             # a code to that mailbox would hand the owner's Amazon to them.
-            "other_sign_in"
-            if _signs_in_elsewhere(backend, account)
-            else "no_password"
-            if not backend.setting("EMAIL_VALIDATION_FUNCTION")
-            else ""
-        )
+            refused = "other_sign_in"
+        elif not backend.setting("EMAIL_VALIDATION_FUNCTION"):
+            refused = "no_password"
         if refused:
             record(
                 backend,
