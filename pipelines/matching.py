@@ -28,7 +28,7 @@ from social_amazon_link.errors import (
 from social_amazon_link.text import has_control_characters, storable
 
 from .events import LINK_REFUSED, LOCKED_OUT, WRONG_PASSWORD, record
-from .pause import ANSWER_KEY, PROMPT_KEY, answer_of, pause, resumed_prompt
+from .pause import DONE, answer_of, pause, resumed_prompt
 
 __all__ = ["match_by_email_require_password", "match_by_uid"]
 
@@ -97,11 +97,11 @@ def match_by_email_require_password(
     proven), the link is refused (``password_unavailable``).
     """
     if user is not None:
-        return None
+        return dict(DONE)  # signed in meanwhile: whatever was asked is moot
     email = details.get("email")
     candidates = list(backend.strategy.storage.user.get_users_by_email(email)) if email else []
     if not candidates:
-        return None
+        return dict(DONE)
 
     answer = answer_of(kwargs)
     prompt = resumed_prompt(backend, kwargs, "password") or resumed_prompt(
@@ -142,13 +142,8 @@ def match_by_email_require_password(
         method = "password"
 
     backend.strategy.storage.link_attempts.clear(account.id)
-    return {
-        "user": account,
-        "is_new": False,
-        "link_method": method,
-        PROMPT_KEY: None,
-        ANSWER_KEY: None,  # the password or code goes no further
-    }
+    # DONE: the password or code goes no further.
+    return {"user": account, "is_new": False, "link_method": method, **DONE}
 
 
 def _ask(

@@ -25,6 +25,7 @@ from social_amazon_link.errors import InvalidPartial
 
 __all__ = [
     "ANSWER_KEY",
+    "DONE",
     "PROMPT_KEY",
     "answer_of",
     "pause",
@@ -80,6 +81,11 @@ def pause(
     strategy.storage.partial.store(partial)
     strategy.session_set(PARTIAL_TOKEN_SESSION_NAME, partial.token)
     return strategy.redirect(url_add_parameters(url, {"partial_token": partial.token}))
+
+
+#: What a step returns when it has nothing to ask: no prompt waits any more,
+#: and an answer it was resumed with goes no further down the pipeline.
+DONE: dict[str, Any] = {PROMPT_KEY: None, ANSWER_KEY: None}
 
 
 def answer_of(kwargs: dict[str, Any]) -> dict[str, Any]:

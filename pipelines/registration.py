@@ -8,7 +8,7 @@ from typing import Any
 from social_amazon_link.errors import RegistrationInvalid
 from social_amazon_link.text import has_control_characters, one_line, storable, valid_email
 
-from .pause import ANSWER_KEY, PROMPT_KEY, answer_of, pause, resumed_prompt
+from .pause import DONE, answer_of, pause, resumed_prompt
 
 __all__ = ["prefill_registration", "validate_registration"]
 
@@ -83,7 +83,7 @@ def prefill_registration(
     ``create_user`` from the values this step returns.
     """
     if user is not None:
-        return None
+        return dict(DONE)
     required = list(backend.setting("LINK_REQUIRED_FIELDS", DEFAULT_REQUIRED_FIELDS))
     fields = list(dict.fromkeys([*FORM_FIELDS, *required]))
     prompt = resumed_prompt(backend, kwargs, "registration")
@@ -111,6 +111,5 @@ def prefill_registration(
     return {
         **{field: values[field] for field in fields if values.get(field)},
         "details": new_details,
-        PROMPT_KEY: None,
-        ANSWER_KEY: None,
+        **DONE,
     }

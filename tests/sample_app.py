@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask, jsonify
 from flask_login import LoginManager, UserMixin, current_user
+from social_core.pipeline.partial import partial
 from sqlalchemy import String, create_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_session, sessionmaker
 from werkzeug.security import check_password_hash
@@ -110,3 +111,16 @@ def create_app(database_url: str, settings: dict[str, Any]) -> Flask:
         return jsonify(id=user.id, username=user.username)
 
     return app
+
+
+@partial
+def accept_terms(
+    strategy: Any, backend: Any, *args: Any, current_partial: Any = None, **kwargs: Any
+) -> Any:
+    """An app's own paused step, after the linking steps: new terms to accept.
+
+    Resumed the social-core way, through the callback URL with the token.
+    """
+    if strategy.request_data().get("accept") == "yes":
+        return None
+    return strategy.redirect(f"/terms?partial_token={current_partial.token}")

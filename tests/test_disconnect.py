@@ -53,3 +53,24 @@ def test_unlink_that_would_leave_no_way_to_sign_in_is_refused(serve_app, browser
     assert _links(app) == 1
     assert [e[0] for e in app.events()] == ["linked"]
     assert browser.get(f"{app.url}/me").json()["id"] == user_id
+
+
+def test_with_flask_wtf_checking_chosen_views_only_unlink_still_needs_the_token(serve_app, browser):
+    # An app may turn Flask-WTF's check of every view off and protect only
+    # some; the integration's forms are checked all the same.
+    from flask_wtf.csrf import CSRFProtect
+
+    app = serve_app(WTF_CSRF_CHECK_DEFAULT=False)
+    CSRFProtect(app.app)
+    _signed_in(app, browser)
+    refused = browser.post(f"{app.url}/disconnect/amazon/", data={})
+    assert refused.status_code == 400
+    assert "data-error-code>invalid_request<" in refused.text
+    assert _links(app) == 1
+
+    token = browser.get(f"{app.url}/csrf-token").json()["csrf_token"]
+    done = browser.post(
+        f"{app.url}/disconnect/amazon/", data={"csrf_token": token}, allow_redirects=False
+    )
+    assert done.status_code == 302
+    assert _links(app) == 0

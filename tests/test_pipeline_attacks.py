@@ -7,10 +7,12 @@ waiting; an emailed code proves only what the pause that sent it asked.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from pipelines import AMAZON_PIPELINE
 from tests import sample_app
 from tests.flows import answer_prompt, consent, sign_in, start_sign_in
 
@@ -163,3 +165,50 @@ def test_a_sender_that_fails_leaves_no_prompt_behind(serve_app, browser, grace):
     callback = consent(browser, start_sign_in(browser, app), grace, "allow")
     assert browser.get(callback).status_code == 500
     assert (partials(app), failures(app, user_id), links(app)) == (0, 0, [])
+
+
+TERMS = {
+    "SOCIAL_AUTH_AMAZON_PIPELINE": (*AMAZON_PIPELINE, "tests.sample_app.accept_terms"),
+}
+
+
+def accept_terms(browser: Any, app: Any, terms: Any) -> Any:
+    token = terms.url.split("partial_token=")[1]
+    params = {"partial_token": token, "accept": "yes"}
+    return browser.get(f"{app.url}/complete/amazon/", params=params)
+
+
+def test_an_apps_own_later_pause_stores_no_password_and_resumes(serve_app, browser, grace):
+    app = serve_app(**TERMS)
+    user_id = app.add_user("grace", "grace@example.com", PASSWORD)
+    prompt = sign_in(browser, app, grace)
+    terms = answer_prompt(browser, prompt, password=PASSWORD)
+    assert "/terms?partial_token=" in terms.url
+    [row] = app.query("SELECT data FROM social_auth_partial")
+    stored = row.data if isinstance(row.data, str) else json.dumps(row.data)
+    assert PASSWORD not in stored
+    assert "amazon_link_answer" not in stored or '"amazon_link_answer": null' in stored
+    # social-core resumes the app's own pause through the callback URL.
+    token = terms.url.split("partial_token=")[1]
+    done = browser.get(
+        f"{app.url}/complete/amazon/", params={"partial_token": token, "accept": "yes"}
+    )
+    assert done.json()["id"] == user_id
+    assert links(app) == [(user_id, grace)]
+
+
+def test_a_new_sign_in_ends_an_apps_own_pause_left_waiting(serve_app, browser, lwa_emulator):
+    # Ada stops on the app's terms page; the next person at that computer
+    # signs in with their own Amazon account and must get their own account.
+    ada = "amzn1.account.AEADALOVELACE00001"
+    lwa_emulator.add_identity(ada, "Ada Lovelace", "ada@example.com")
+    lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
+    app = serve_app(**TERMS)
+    assert "/terms?partial_token=" in sign_in(browser, app, ada).url
+    terms = sign_in(browser, app, GRACE)
+    token = terms.url.split("partial_token=")[1]
+    done = browser.get(
+        f"{app.url}/complete/amazon/", params={"partial_token": token, "accept": "yes"}
+    )
+    assert done.json()["username"] == "GraceHopper"
+    assert partials(app) == 0

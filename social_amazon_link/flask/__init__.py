@@ -98,23 +98,27 @@ _CALLBACK_PARAMETERS = frozenset(("state", "code", "error"))
 
 
 def _end_waiting_prompt() -> None:
-    """A prompt of ours is answered on its own page, never through social-core's views.
+    """A new sign-in ends a pause left waiting; a prompt of ours is answered on its page.
 
-    social-core's callback would resume a pause it finds in the session in
-    place of a new sign-in: starting one, or Amazon's redirect back for one,
-    ends a prompt this browser left waiting. The callback reached without
-    Amazon's parameters while a prompt waits is refused: only a forged link
-    would try to answer it there.
+    social-core's callback resumes a pause it finds in the session in place
+    of a new sign-in: starting one, or Amazon's redirect back for one, ends
+    any pause this browser left (someone else's, on a shared computer).
+    Otherwise the callback resumes the app's own pauses as social-core does,
+    but a prompt of ours waiting there is refused and ended: only a forged
+    link would try to answer it through the callback.
     """
     strategy = load_strategy()
     token = strategy.session_get(PARTIAL_TOKEN_SESSION_NAME)
     if not isinstance(token, str) or not token:
         return
     partial = strategy.partial_load(token)
-    if partial is not None and prompt_of(partial) is None:
-        return  # a pause of one of the app's own steps: social-core resumes it
-    strategy.clean_partial_pipeline(token)
-    if request.endpoint == "social.complete" and not _CALLBACK_PARAMETERS & set(request.values):
+    ours = partial is not None and prompt_of(partial) is not None
+    new_sign_in = request.endpoint == "social.auth" or bool(
+        _CALLBACK_PARAMETERS & set(request.values)
+    )
+    if new_sign_in or ours:
+        strategy.clean_partial_pipeline(token)
+    if ours and not new_sign_in:
         raise InvalidPartial(reason="not_on_its_page", stage="callback")
 
 

@@ -192,10 +192,11 @@ def _signed_in_user() -> Any:
 def _continue(paused: PausedSignIn, values: dict[str, str]) -> Response:
     strategy, backend, partial = paused.strategy, paused.backend, paused.partial
     signed_in = _signed_in_user()
-    # What social-core's do_complete does with a resume: the answer becomes
-    # the pipeline's request data (in memory only: the partial is detached,
-    # and the pause stored none), and a signed-in user joins the pipeline.
-    partial.request_data = values
+    # The answer reaches the steps as a keyword, and never as request data:
+    # social-core stores request data with any later pause (an app's own
+    # step's), and a password must never be written anywhere. A signed-in
+    # user joins the pipeline, as social-core's do_complete has it.
+    partial.request_data = {}
     partial.extend_kwargs({ANSWER_KEY: values})
     if signed_in is not None:
         partial.extend_kwargs({"user": signed_in})

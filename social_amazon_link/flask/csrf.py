@@ -1,8 +1,9 @@
 """A per-session CSRF token for the integration's forms (hidden field ``csrf_token``).
 
 When the app protects itself with Flask-WTF's ``CSRFProtect``, its token is
-used instead (one ``csrf_token`` per form, checked by Flask-WTF before any
-view runs); otherwise this module keeps its own in the session.
+used instead (one ``csrf_token`` per form), and checked here too: an app may
+have turned Flask-WTF's check of every view off (``WTF_CSRF_CHECK_DEFAULT``)
+to protect only some. Otherwise this module keeps its own in the session.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..errors import InvalidRequest
 __all__ = ["check_csrf", "csrf_token"]
 
 SESSION_KEY = "_amazon_link_csrf"
+_EXPIRED = "The form expired. Please reload the page and try again."
 
 
 def _flask_wtf_protects() -> bool:
@@ -38,11 +40,18 @@ def csrf_token() -> str:
 def check_csrf(sent: object) -> None:
     """Refuse a form whose ``csrf_token`` is not this session's."""
     if _flask_wtf_protects():
-        return  # CSRFProtect checked this request before the view ran
+        from flask_wtf.csrf import validate_csrf
+        from wtforms import ValidationError
+
+        try:
+            validate_csrf(sent)
+        except ValidationError:
+            raise InvalidRequest(_EXPIRED) from None
+        return
     expected = session.get(SESSION_KEY)
     if (
         not isinstance(sent, str)
         or not isinstance(expected, str)
         or not hmac.compare_digest(sent, expected)
     ):
-        raise InvalidRequest("The form expired. Please reload the page and try again.")
+        raise InvalidRequest(_EXPIRED)

@@ -26,7 +26,10 @@ from social_core.strategy import BaseStrategy, BaseTemplateStrategy
 from social_core.utils import build_absolute_uri
 from werkzeug.wrappers import Response
 
-__all__ = ["FlaskStrategy", "FlaskTemplateStrategy"]
+__all__ = ["PROMPT_PAGES", "FlaskStrategy", "FlaskTemplateStrategy"]
+
+#: The blueprint of the prompt pages (:mod:`.views`).
+PROMPT_PAGES = "amazon_link"
 
 
 class FlaskTemplateStrategy(BaseTemplateStrategy):
@@ -49,6 +52,11 @@ class FlaskStrategy(BaseStrategy[Response]):
         return current_app.config[name]
 
     def get_request_data(self, merge: bool = True) -> dict[str, Any]:
+        if request.blueprint == PROMPT_PAGES:
+            # A prompt page's form holds a password or a code: it reaches the
+            # steps as their answer keyword, and must not become request data,
+            # which social-core stores with any later pause.
+            return {k: v for k, v in request.values.items() if k in ("partial_token", "next")}
         if merge:
             data = request.form.to_dict()
             data.update(request.args.to_dict())

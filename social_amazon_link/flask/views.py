@@ -32,10 +32,11 @@ from ..errors import (
 )
 from .csrf import check_csrf
 from .paused import load_paused
+from .strategy import PROMPT_PAGES
 
 __all__ = ["bp"]
 
-bp = Blueprint("amazon_link", __name__, template_folder="templates")
+bp = Blueprint(PROMPT_PAGES, __name__, template_folder="templates")
 
 #: Form fields that are not part of the person's answer.
 _NOT_ANSWERS = ("csrf_token", "partial_token", "action", "next")
