@@ -562,10 +562,11 @@ class SQLAlchemyStorage(BaseStorage):
         """Delete what abandoned sign-ins left behind; returns the count per table.
 
         A sign-in started and never completed leaves its OAuth2 state nonce;
-        a pause never answered leaves its partial. Neither can be used once
-        older than its lifetime (social-core's ``STATE_LIFETIME``, this
-        library's ``LINK_PROMPT_MAX_AGE``), so they go. Run it now and then
-        (``flask amazon-link purge``).
+        a pause never answered leaves its partial, and the emailed code it
+        sent. None can be used once older than its lifetime (social-core's
+        ``STATE_LIFETIME``, this library's ``LINK_PROMPT_MAX_AGE``: a code
+        counts only for the pause that sent it), so they go. Run it now and
+        then (``flask amazon-link purge``).
         """
         now = time.time() if now is None else now
         cutoff = datetime.fromtimestamp(now - pause_max_age, UTC)
@@ -574,9 +575,11 @@ class SQLAlchemyStorage(BaseStorage):
                 delete(cls.nonce).where(cls.nonce.timestamp < int(now - state_max_age))
             )
             partials = session.execute(delete(cls.partial).where(cls.partial.timestamp < cutoff))
+            codes = session.execute(delete(cls.code).where(cls.code.timestamp < cutoff))
         return {
             "nonces": int(getattr(nonces, "rowcount", 0)),
             "partials": int(getattr(partials, "rowcount", 0)),
+            "codes": int(getattr(codes, "rowcount", 0)),
         }
 
 

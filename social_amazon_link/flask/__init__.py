@@ -140,7 +140,10 @@ def purge_command() -> None:
         state_max_age=setting("STATE_LIFETIME", 1800),
         pause_max_age=setting("LINK_PROMPT_MAX_AGE", 900),
     )
-    click.echo(f"purged {counts['nonces']} OAuth2 states, {counts['partials']} paused sign-ins")
+    click.echo(
+        f"purged {counts['nonces']} OAuth2 states, {counts['partials']} paused sign-ins, "
+        f"{counts['codes']} emailed codes"
+    )
 
 
 def _message(error: SocialAuthBaseException) -> str:
