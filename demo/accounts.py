@@ -47,6 +47,7 @@ DETAIL_LABELS = {
     "wrong_code": "wrong emailed code",
     "no_password": "the account has no password to prove it is yours",
     "other_sign_in": "the account signs in with another Amazon account",
+    "codes_sent": "too many codes emailed",
     "identity_in_use": "that Amazon account belongs to another account",
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from social_core.exceptions import AuthAssociationError
@@ -176,6 +177,8 @@ def _ask(
             )
             raise PasswordUnavailable(backend=backend, stage="pipeline")
 
+        _limit_codes(backend, account, kwargs.get("uid"))
+
         def send_code(token: str) -> dict[str, Any]:
             code = backend.strategy.send_email_validation(backend, account.email, token)
             return {"code_digest": code_digest(code.code)}
@@ -190,6 +193,28 @@ def _ask(
         )
     prompt = {"kind": "password", "email": email, "choose_account": len(candidates) > 1}
     return pause(backend, pipeline_index, url, prompt, kwargs)
+
+
+def _limit_codes(backend: Any, account: Any, uid: Any) -> None:
+    """At most ``LINK_MAX_PASSWORD_ATTEMPTS`` codes to one address per ``LINK_LOCKOUT_SECONDS``.
+
+    Anyone whose Amazon account carries the address can start sign-ins over
+    and over, and each would mail a code: the app must not become a way to
+    flood someone's mailbox.
+    """
+    window = int(backend.setting("LINK_LOCKOUT_SECONDS", 900))
+    now = datetime.now(UTC)
+    sent = backend.strategy.storage.code.sent_since(account.email, now - timedelta(seconds=window))
+    if len(sent) < _max_attempts(backend):
+        return
+    record(backend, LOCKED_OUT, user=account, amazon_user_id=uid, detail="codes_sent")
+    retry_after = max(1, int((sent[0] + timedelta(seconds=window) - now).total_seconds()) + 1)
+    raise TooManyAttempts(
+        "We sent this address too many codes. Please wait before trying again.",
+        backend=backend,
+        retry_after=retry_after,
+        stage="pipeline",
+    )
 
 
 def code_digest(code: str) -> str:

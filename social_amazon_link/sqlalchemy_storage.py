@@ -406,6 +406,20 @@ class SQLAlchemyCode(_Saved, CodeMixin):
             return None
         return _session().scalars(select(cls).where(cls.code == code)).first()
 
+    @classmethod
+    def sent_since(cls, email: str, since: datetime) -> list[datetime]:
+        """When codes were sent to ``email`` since ``since``, oldest first (in UTC)."""
+        if not email or not storable(email):
+            return []
+        table = cls.__table__
+        query = (
+            select(table.c.timestamp)
+            .where(func.lower(table.c.email) == email.lower(), table.c.timestamp >= since)
+            .order_by(table.c.timestamp)
+        )
+        # SQLite hands back naive datetimes; they were written in UTC.
+        return [t if t.tzinfo else t.replace(tzinfo=UTC) for t in _session().scalars(query)]
+
 
 class SQLAlchemyPartial(_Saved, PartialMixin):
     """A paused pipeline, resumed by its token."""

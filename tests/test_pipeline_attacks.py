@@ -102,7 +102,7 @@ def test_restarting_a_sign_in_never_counts_a_wrong_code(serve_app, browser, grac
     app = serve_app(**CODES)
     user_id = app.add_user("grace", "grace@example.com")
     sample_app.OUTBOX.clear()
-    for _ in range(7):
+    for _ in range(5):  # as many codes as one address may get in the lockout window
         prompt = sign_in(browser, app, grace)
         assert 'name="code"' in prompt.text
     assert failures(app, user_id) == 0
@@ -110,6 +110,23 @@ def test_restarting_a_sign_in_never_counts_a_wrong_code(serve_app, browser, grac
     code = sample_app.OUTBOX[-1][1]
     assert answer_prompt(browser, prompt, code=code).json()["id"] == user_id
     assert links(app) == [(user_id, grace)]
+
+
+def test_codes_to_one_address_are_limited(serve_app, browser, grace):
+    # Anyone whose Amazon account carries the address could have it mailed a
+    # code at every sign-in.
+    app = serve_app(**CODES)
+    user_id = app.add_user("grace", "grace@example.com")
+    sample_app.OUTBOX.clear()
+    for _ in range(5):
+        assert 'name="code"' in sign_in(browser, app, grace).text
+    page = sign_in(browser, app, grace)
+    assert page.status_code == 429
+    assert "data-error-code>too_many_attempts<" in page.text
+    assert "too many codes" in page.text
+    assert len(sample_app.OUTBOX) == 5
+    assert partials(app) == 0
+    assert app.events()[-1] == ("locked_out", user_id, grace, "codes_sent")
 
 
 def test_a_code_from_an_abandoned_sign_in_proves_nothing(serve_app, browser, grace, lwa_emulator):

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, scoped_session
 from pipelines import AMAZON_DISCONNECT_PIPELINE, AMAZON_PIPELINE
 from pipelines.pause import prompt_of
 
-from ..errors import AmazonError, InvalidPartial, InvalidRequest, error_status
+from ..errors import AmazonError, InvalidPartial, InvalidRequest, TooManyAttempts, error_status
 from .api import bp as api_views
 from .csrf import check_csrf, csrf_token
 from .storage import init_social
@@ -149,7 +149,7 @@ def purge_command() -> None:
 def _message(error: SocialAuthBaseException) -> str:
     """What the error page says: ours are safe to show; an invalid request says
     what to correct (never provider data, which only other errors carry)."""
-    if isinstance(error, InvalidRequest) and error.detail:
+    if isinstance(error, (InvalidRequest, TooManyAttempts)) and error.detail:
         return str(error.detail)
     return error.message if isinstance(error, AmazonError) else str(error)
 
