@@ -72,6 +72,18 @@ class Served:
             )
         ]
 
+    def links(self) -> list[tuple[Any, ...]]:
+        """The links, oldest first: (user_id, Amazon user_id)."""
+        rows = self.query("SELECT user_id, uid FROM social_auth_usersocialauth ORDER BY id")
+        return [tuple(row) for row in rows]
+
+    def failures(self, user_id: int) -> int:
+        """Wrong passwords (or codes) counted against a local account."""
+        rows = self.query(
+            "SELECT failures FROM amazon_link_password_attempts WHERE user_id = :u", u=user_id
+        )
+        return int(rows[0].failures) if rows else 0
+
     def query_write(self, sql: str, **params: Any) -> None:
         with self.app.extensions["test_engine"].begin() as conn:
             conn.execute(text(sql), params)

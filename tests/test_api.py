@@ -57,20 +57,8 @@ def users(app: Served) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in app.query("SELECT id, username, email FROM users ORDER BY id")]
 
 
-def links(app: Served) -> list[tuple[Any, ...]]:
-    rows = app.query("SELECT user_id, uid FROM social_auth_usersocialauth ORDER BY id")
-    return [tuple(r) for r in rows]
-
-
 def partials(app: Served) -> list[str]:
     return [r.token for r in app.query("SELECT token FROM social_auth_partial")]
-
-
-def failures(app: Served, user_id: int) -> int:
-    rows = app.query(
-        "SELECT failures FROM amazon_link_password_attempts WHERE user_id = :u", u=user_id
-    )
-    return rows[0].failures if rows else 0
 
 
 def amazon_calls(lwa: Any) -> dict[str, int]:
@@ -104,7 +92,7 @@ def test_returning_user_signs_in(serve_app, phone, lwa_emulator, identities):
     assert answer.headers["Cache-Control"] == "no-store"
     assert me(phone, app)["id"] == grace
     assert users(app) == before == [(grace, "grace", "grace@example.com")]
-    assert links(app) == [(grace, GRACE)]
+    assert app.links() == [(grace, GRACE)]
     assert app.events() == [] and partials(app) == []
     # Tokeninfo (the audience check) and the profile: once each, no more.
     assert amazon_calls(lwa_emulator) == {"tokeninfo": 1, "profile": 1}
@@ -122,7 +110,7 @@ def test_new_identity_gets_an_account_then_is_a_returning_user(
     assert body["user"]["email"] == "ada@example.com"
     ada = body["user"]["id"]
     assert users(app) == [(ada, "AdaLovelace", "ada@example.com")]
-    assert links(app) == [(ada, ADA)]
+    assert app.links() == [(ada, ADA)]
     assert app.events() == [("linked", ada, ADA, "new_account")]
 
     with requests.Session() as other_phone:
@@ -130,7 +118,7 @@ def test_new_identity_gets_an_account_then_is_a_returning_user(
         assert again.json()["new_user"] is False
         assert again.json()["user"]["id"] == ada
         assert me(other_phone, app)["id"] == ada
-    assert len(users(app)) == 1 and links(app) == [(ada, ADA)]
+    assert len(users(app)) == 1 and app.links() == [(ada, ADA)]
     assert amazon_calls(lwa_emulator) == {"tokeninfo": 2, "profile": 2}
 
 
@@ -150,7 +138,7 @@ def test_same_email_asks_for_the_password_counts_wrong_ones_then_links(
     }
     token = body["partial_token"]
     assert partials(app) == [token]
-    assert links(app) == [] and me(phone, app) == {"authenticated": False}
+    assert app.links() == [] and me(phone, app) == {"authenticated": False}
 
     wrong = api(phone, app, "continue", {"partial_token": token, "password": "nope"})
     assert (wrong.status_code, wrong.json()) == (
@@ -159,11 +147,11 @@ def test_same_email_asks_for_the_password_counts_wrong_ones_then_links(
     )
     wrong = api(phone, app, "continue", {"partial_token": token, "password": "nope again"})
     assert wrong.json() == {"error": "wrong_password", "attempts_left": 3}
-    assert failures(app, grace) == 2
+    assert app.failures(grace) == 2
     assert partials(app) == [token]  # kept, so the person can try again
     [stored] = [str(r.data) for r in app.query("SELECT data FROM social_auth_partial")]
     assert "nope" not in stored and "Atza|" not in stored and "access_token" not in stored
-    assert links(app) == []
+    assert app.links() == []
     assert app.events() == [("wrong_password", grace, GRACE, "wrong_password")] * 2
 
     done = api(phone, app, "continue", {"partial_token": token, "password": PASSWORD})
@@ -173,8 +161,8 @@ def test_same_email_asks_for_the_password_counts_wrong_ones_then_links(
         "user": {"id": grace, "username": "grace", "email": "Grace@Example.com"},
         "new_user": False,
     }
-    assert links(app) == [(grace, GRACE)]
-    assert partials(app) == [] and failures(app, grace) == 0
+    assert app.links() == [(grace, GRACE)]
+    assert partials(app) == [] and app.failures(grace) == 0
     assert app.events()[-1] == ("linked", grace, GRACE, "password")
     assert me(phone, app) == {
         "authenticated": True,
@@ -200,7 +188,7 @@ def test_locked_account_is_too_many_attempts(serve_app, phone, lwa_emulator, ide
     # LINK_LOCKOUT_SECONDS (kept in whole seconds, rounded up), counting down.
     assert 895 <= body["retry_after"] <= 901
     assert locked.headers["Retry-After"] == str(body["retry_after"])
-    assert links(app) == []
+    assert app.links() == []
 
 
 def test_several_accounts_with_the_email_must_name_one(serve_app, phone, lwa_emulator, identities):
@@ -224,7 +212,7 @@ def test_several_accounts_with_the_email_must_name_one(serve_app, phone, lwa_emu
         {"partial_token": token, "username": "ghopper", "password": "another password"},
     )
     assert done.json()["user"]["id"] == second
-    assert links(app) == [(second, GRACE)]
+    assert app.links() == [(second, GRACE)]
 
 
 def test_account_without_password_answers_with_an_emailed_code(
@@ -253,7 +241,7 @@ def test_account_without_password_answers_with_an_emailed_code(
     assert (wrong.status_code, wrong.json()) == (403, {"error": "wrong_code", "attempts_left": 4})
     done = api(phone, app, "continue", {**answer, "code": code})
     assert done.json()["user"]["id"] == grace
-    assert links(app) == [(grace, GRACE)]
+    assert app.links() == [(grace, GRACE)]
     assert app.events()[-1] == ("linked", grace, GRACE, "email_code")
 
 
@@ -299,7 +287,7 @@ def test_taken_username_asks_for_registration_then_validates_the_form(
         "new_user": True,
     }
     assert users(app)[-1] == (new, "ada", "ada@example.com")
-    assert links(app) == [(new, ADA)] and partials(app) == []
+    assert app.links() == [(new, ADA)] and partials(app) == []
     assert me(phone, app)["id"] == new
 
 
@@ -309,7 +297,7 @@ def test_signed_in_user_connects_amazon(serve_app, phone, lwa_emulator, identiti
     phone.post(f"{app.url}/test-login", data={"username": "alan", "password": "alan password"})
     answer = sign_in(phone, app, lwa_emulator, GRACE)
     assert answer.json()["user"]["id"] == alan and answer.json()["new_user"] is False
-    assert links(app) == [(alan, GRACE)]
+    assert app.links() == [(alan, GRACE)]
     assert app.events() == [("linked", alan, GRACE, "signed_in")]
 
 
@@ -324,7 +312,7 @@ def test_identity_linked_to_another_account_is_identity_in_use(
 
     answer = sign_in(phone, app, lwa_emulator, GRACE)
     assert (answer.status_code, answer.json()) == (409, {"error": "identity_in_use"})
-    assert links(app) == [(owner, GRACE)]
+    assert app.links() == [(owner, GRACE)]
     assert app.events() == [("link_refused", alan, GRACE, "identity_in_use")]
     assert me(phone, app)["id"] == alan  # still signed in as before
 
@@ -352,7 +340,7 @@ def test_response_extra_hook_json_cannot_send_leaves_no_session(
     assert (answer.status_code, answer.json()) == (500, {"error": "server_error"})
     # The app's bug, not a sign-in: the client was told so, and is not signed in.
     assert me(phone, app) == {"authenticated": False}
-    assert links(app) == [(grace, GRACE)] and partials(app) == []
+    assert app.links() == [(grace, GRACE)] and partials(app) == []
 
 
 def unsendable_extra(user: Any) -> dict[str, Any]:
@@ -364,7 +352,7 @@ def unsendable_extra(user: Any) -> dict[str, Any]:
 
 
 def assert_nothing_written(app: Served) -> None:
-    assert users(app) == [] and links(app) == [] and partials(app) == []
+    assert users(app) == [] and app.links() == [] and partials(app) == []
     assert app.events() == []
 
 
@@ -429,7 +417,7 @@ def test_unknown_partial_token_is_invalid_partial(phone, paused_grace):
     answer = api(phone, app, "continue", {"partial_token": "0" * 32, "password": PASSWORD})
     assert (answer.status_code, answer.json()) == (400, {"error": "invalid_partial"})
     assert partials(app) == [token]  # the real pause is untouched
-    assert links(app) == []
+    assert app.links() == []
 
 
 def test_used_partial_token_is_invalid_partial(phone, paused_grace):
@@ -438,7 +426,7 @@ def test_used_partial_token_is_invalid_partial(phone, paused_grace):
     assert first.json()["status"] == "authenticated"
     again = api(phone, app, "continue", {"partial_token": token, "password": PASSWORD})
     assert (again.status_code, again.json()) == (400, {"error": "invalid_partial"})
-    assert len(links(app)) == 1
+    assert len(app.links()) == 1
 
 
 def test_partial_token_from_another_cookie_jar_is_refused_and_removed(phone, paused_grace):
@@ -447,7 +435,7 @@ def test_partial_token_from_another_cookie_jar_is_refused_and_removed(phone, pau
         stolen = api(stranger, app, "continue", {"partial_token": token, "password": PASSWORD})
         assert (stolen.status_code, stolen.json()) == (400, {"error": "invalid_partial"})
         assert me(stranger, app) == {"authenticated": False}
-    assert partials(app) == [] and links(app) == []
+    assert partials(app) == [] and app.links() == []
     # Removed, so the owner must start over too: a leaked token is worth nothing.
     owner = api(phone, app, "continue", {"partial_token": token, "password": PASSWORD})
     assert owner.json() == {"error": "invalid_partial"}
@@ -470,8 +458,8 @@ def test_expired_partial_token_is_invalid_partial_and_removed(
 
     late = api(phone, app, "continue", {"partial_token": token, "password": PASSWORD})
     assert (late.status_code, late.json()) == (400, {"error": "invalid_partial"})
-    assert partials(app) == [] and links(app) == []
-    assert failures(app, grace) == 0 and app.events() == []
+    assert partials(app) == [] and app.links() == []
+    assert app.failures(grace) == 0 and app.events() == []
     assert me(phone, app) == {"authenticated": False}
 
 
@@ -483,8 +471,8 @@ def test_password_with_nul_is_refused_before_an_attempt_is_counted(phone, paused
         assert refused.status_code == 400
         assert refused.json()["error"] == "invalid_request"
         assert "'password'" in refused.json()["message"]
-    assert failures(app, grace) == 0 and app.events() == []
-    assert partials(app) == [token] and links(app) == []
+    assert app.failures(grace) == 0 and app.events() == []
+    assert partials(app) == [token] and app.links() == []
 
     # Other control characters are the app's to judge: this one is only wrong.
     tab = api(phone, app, "continue", {"partial_token": token, "password": "correct\thorse"})
@@ -689,7 +677,7 @@ def test_registration_answer_a_database_cannot_hold_is_refused_and_the_pause_kep
         400,
         {"error": "invalid_request", "message": f"'{field}' {problem}"},
     )
-    assert users(app) == before and links(app) == [] and partials(app) == [token]
+    assert users(app) == before and app.links() == [] and partials(app) == [token]
     assert api(phone, app, "continue", answer).json()["status"] == "authenticated"
 
 
@@ -725,7 +713,7 @@ def test_profile_fields_in_the_body_are_refused_and_never_trusted(
     # The same token alone: the account is Ada's, as Amazon says, not the body.
     signed_in = api(phone, app, "token", {"access_token": token}).json()
     assert signed_in["user"]["email"] == "ada@example.com"
-    assert links(app) == [(signed_in["user"]["id"], ADA)]
+    assert app.links() == [(signed_in["user"]["id"], ADA)]
 
 
 def test_body_over_64_kib_is_request_too_large(serve_app, phone, lwa_emulator):

@@ -28,19 +28,8 @@ def grace(lwa_emulator: Any) -> str:
     return GRACE
 
 
-def links(app) -> list[tuple[Any, ...]]:
-    return [tuple(r) for r in app.query("SELECT user_id, uid FROM social_auth_usersocialauth")]
-
-
 def partials(app) -> int:
     return len(app.query("SELECT id FROM social_auth_partial"))
-
-
-def failures(app, user_id: int) -> int:
-    rows = app.query(
-        "SELECT failures FROM amazon_link_password_attempts WHERE user_id = :u", u=user_id
-    )
-    return rows[0].failures if rows else 0
 
 
 @pytest.mark.parametrize(
@@ -61,10 +50,10 @@ def test_a_prompt_cannot_be_answered_through_the_callback_url(serve_app, browser
     page = browser.get(f"{app.url}/complete/amazon/", params=forged)
     assert page.status_code == 400
     assert "data-error-code>invalid_partial<" in page.text
-    assert links(app) == []
+    assert app.links() == []
     assert browser.get(f"{app.url}/me").status_code == 401
     assert partials(app) == 0  # the waiting prompt is ended, not answered
-    assert failures(app, user_id) == 0
+    assert app.failures(user_id) == 0
     assert app.events() == []
 
 
@@ -82,7 +71,7 @@ def test_a_registration_prompt_cannot_be_answered_through_the_callback_url(
     )
     assert page.status_code == 400
     assert [r.username for r in app.query("SELECT username FROM users")] == ["GraceHopper"]
-    assert links(app) == []
+    assert app.links() == []
 
 
 def test_a_new_sign_in_ends_the_prompt_left_waiting(serve_app, browser, grace, lwa_emulator):
@@ -95,7 +84,7 @@ def test_a_new_sign_in_ends_the_prompt_left_waiting(serve_app, browser, grace, l
     me = sign_in(browser, app, ada).json()
     assert me["username"] == "AdaLovelace"
     assert partials(app) == 0
-    assert [uid for _user, uid in links(app)] == [ada]
+    assert [uid for _user, uid in app.links()] == [ada]
 
 
 def test_restarting_a_sign_in_never_counts_a_wrong_code(serve_app, browser, grace):
@@ -105,11 +94,11 @@ def test_restarting_a_sign_in_never_counts_a_wrong_code(serve_app, browser, grac
     for _ in range(5):  # as many codes as one address may get in the lockout window
         prompt = sign_in(browser, app, grace)
         assert 'name="code"' in prompt.text
-    assert failures(app, user_id) == 0
+    assert app.failures(user_id) == 0
     assert partials(app) == 1  # the latest prompt only
     code = sample_app.OUTBOX[-1][1]
     assert answer_prompt(browser, prompt, code=code).json()["id"] == user_id
-    assert links(app) == [(user_id, grace)]
+    assert app.links() == [(user_id, grace)]
 
 
 def test_codes_to_one_address_are_limited(serve_app, browser, grace):
@@ -146,8 +135,8 @@ def test_a_code_from_an_abandoned_sign_in_proves_nothing(serve_app, browser, gra
         answer = answer_prompt(mallory, prompt, code=old_code)
     assert answer.status_code == 403
     assert 'data-error-code="wrong_code"' in answer.text
-    assert links(app) == []
-    assert failures(app, user_id) == 1
+    assert app.links() == []
+    assert app.failures(user_id) == 1
 
 
 def test_an_account_that_signs_in_with_another_amazon_account_gets_no_code(
@@ -164,7 +153,7 @@ def test_an_account_that_signs_in_with_another_amazon_account_gets_no_code(
     assert page.status_code == 409
     assert "data-error-code>password_unavailable<" in page.text
     assert sample_app.OUTBOX == []
-    assert links(app) == [(mallorys, MALLORY)]
+    assert app.links() == [(mallorys, MALLORY)]
     assert app.events() == [("link_refused", mallorys, grace, "other_sign_in")]
 
 
@@ -181,7 +170,7 @@ def test_a_sender_that_fails_leaves_no_prompt_behind(serve_app, browser, grace):
     # The next try starts afresh: no waiting prompt takes it over.
     callback = consent(browser, start_sign_in(browser, app), grace, "allow")
     assert browser.get(callback).status_code == 500
-    assert (partials(app), failures(app, user_id), links(app)) == (0, 0, [])
+    assert (partials(app), app.failures(user_id), app.links()) == (0, 0, [])
 
 
 TERMS = {
@@ -211,7 +200,7 @@ def test_an_apps_own_later_pause_stores_no_password_and_resumes(serve_app, brows
         f"{app.url}/complete/amazon/", params={"partial_token": token, "accept": "yes"}
     )
     assert done.json()["id"] == user_id
-    assert links(app) == [(user_id, grace)]
+    assert app.links() == [(user_id, grace)]
 
 
 def test_a_new_sign_in_ends_an_apps_own_pause_left_waiting(serve_app, browser, lwa_emulator):

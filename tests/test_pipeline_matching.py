@@ -22,23 +22,12 @@ def grace(lwa_emulator: Any) -> str:
     return GRACE
 
 
-def links(app) -> list[tuple[Any, ...]]:
-    return [tuple(r) for r in app.query("SELECT user_id, uid FROM social_auth_usersocialauth")]
-
-
-def failures(app, user_id: int) -> int:
-    rows = app.query(
-        "SELECT failures FROM amazon_link_password_attempts WHERE user_id = :u", u=user_id
-    )
-    return rows[0].failures if rows else 0
-
-
 def test_linked_amazon_account_signs_into_its_user(serve_app, browser, grace):
     app = serve_app()
     user_id = app.add_user("grace", "grace@example.com", PASSWORD)
     app.link(user_id, grace)
     assert sign_in(browser, app, grace).json()["id"] == user_id
-    assert links(app) == [(user_id, grace)]
+    assert app.links() == [(user_id, grace)]
     assert app.events() == []  # no new link, nothing to record
 
 
@@ -49,13 +38,13 @@ def test_same_email_and_right_password_links(serve_app, browser, grace):
     prompt = sign_in(browser, app, grace)
     assert prompt.url.startswith(f"{app.url}/link/amazon/password?partial_token=")
     assert "grace@example.com" in prompt.text
-    assert links(app) == []  # nothing linked on the email alone
+    assert app.links() == []  # nothing linked on the email alone
     assert len(app.query("SELECT id FROM social_auth_partial")) == 1
 
     done = answer_prompt(browser, prompt, password=PASSWORD)
     assert done.url == f"{app.url}/me"
     assert done.json()["id"] == user_id
-    assert links(app) == [(user_id, grace)]
+    assert app.links() == [(user_id, grace)]
     assert app.events() == [("linked", user_id, grace, "password")]
     assert app.query("SELECT id FROM social_auth_partial") == []
     assert len(app.query("SELECT id FROM users")) == 1
@@ -70,15 +59,15 @@ def test_wrong_password_is_counted_and_the_prompt_stays(serve_app, browser, grac
     assert wrong.status_code == 403
     assert 'data-error-code="wrong_password"' in wrong.text
     assert "4 tries left" in wrong.text
-    assert failures(app, user_id) == 1
-    assert links(app) == []
+    assert app.failures(user_id) == 1
+    assert app.links() == []
     assert app.events() == [("wrong_password", user_id, grace, "wrong_password")]
     assert browser.get(f"{app.url}/me").status_code == 401
 
     done = answer_prompt(browser, wrong, password=PASSWORD)
     assert done.json()["id"] == user_id
-    assert failures(app, user_id) == 0  # a right password clears the count
-    assert links(app) == [(user_id, grace)]
+    assert app.failures(user_id) == 0  # a right password clears the count
+    assert app.links() == [(user_id, grace)]
 
 
 def test_a_password_no_account_could_have_is_refused_before_it_counts(serve_app, browser, grace):
@@ -88,8 +77,8 @@ def test_a_password_no_account_could_have_is_refused_before_it_counts(serve_app,
     answer = answer_prompt(browser, prompt, password="correct\x00horse")
     assert answer.status_code == 400
     assert 'data-error-code="invalid_request"' in answer.text
-    assert failures(app, user_id) == 0
-    assert (links(app), app.events()) == ([], [])
+    assert app.failures(user_id) == 0
+    assert (app.links(), app.events()) == ([], [])
     done = answer_prompt(browser, answer, password=PASSWORD)
     assert done.json()["id"] == user_id
 
@@ -102,13 +91,13 @@ def test_sixth_try_is_too_many_attempts_even_with_the_right_password(serve_app, 
         page = answer_prompt(browser, page, password=f"wrong-{attempt}")
         assert page.status_code == 403
     assert "locked" in page.text
-    assert failures(app, user_id) == 5
+    assert app.failures(user_id) == 5
 
     sixth = answer_prompt(browser, page, password=PASSWORD)
     assert sixth.status_code == 429
     assert 'data-error-code="too_many_attempts"' in sixth.text
     assert "Try again in 15 minutes." in sixth.text  # LINK_LOCKOUT_SECONDS = 900
-    assert links(app) == []
+    assert app.links() == []
     events = [event for event, *_ in app.events()]
     assert events == ["wrong_password"] * 5 + ["locked_out", "locked_out"]
 
@@ -116,7 +105,7 @@ def test_sixth_try_is_too_many_attempts_even_with_the_right_password(serve_app, 
     with requests.Session() as other:
         again = answer_prompt(other, sign_in(other, app, grace), password=PASSWORD)
     assert again.status_code == 429
-    assert links(app) == []
+    assert app.links() == []
 
 
 def test_lock_ends_after_the_lockout(serve_app, browser, grace):
@@ -152,7 +141,7 @@ def test_failures_are_forgotten_no_sooner_than_the_lockout(serve_app, second_try
         )
     assert (first.allowed, first.failures) == (True, 1)
     assert second.allowed
-    assert failures(app, user_id) == counted
+    assert app.failures(user_id) == counted
 
 
 def test_a_lock_lasts_at_least_the_lockout(serve_app):
@@ -171,7 +160,7 @@ def test_a_lock_lasts_at_least_the_lockout(serve_app):
             (False, 1),
         ]
         assert reserve(1_003).allowed
-    assert failures(app, user_id) == 1
+    assert app.failures(user_id) == 1
 
 
 def test_several_accounts_with_one_email_ask_which_one(serve_app, browser, grace):
@@ -184,15 +173,15 @@ def test_several_accounts_with_one_email_ask_which_one(serve_app, browser, grace
     unknown = answer_prompt(browser, prompt, username="nobody", password=PASSWORD)
     assert unknown.status_code == 403
     assert 'data-error-code="wrong_password"' in unknown.text
-    assert (failures(app, first), failures(app, second)) == (0, 0)
+    assert (app.failures(first), app.failures(second)) == (0, 0)
 
     wrong = answer_prompt(browser, unknown, username="ghopper", password=PASSWORD)
     assert wrong.status_code == 403
-    assert (failures(app, first), failures(app, second)) == (0, 1)
+    assert (app.failures(first), app.failures(second)) == (0, 1)
 
     done = answer_prompt(browser, wrong, username="GHopper", password="another password")
     assert done.json()["id"] == second
-    assert links(app) == [(second, grace)]
+    assert app.links() == [(second, grace)]
 
 
 def test_account_without_password_proves_ownership_with_an_emailed_code(serve_app, browser, grace):
@@ -207,11 +196,11 @@ def test_account_without_password_proves_ownership_with_an_emailed_code(serve_ap
     wrong = answer_prompt(browser, prompt, code="0" * 32)
     assert wrong.status_code == 403
     assert 'data-error-code="wrong_code"' in wrong.text
-    assert links(app) == []
+    assert app.links() == []
 
     done = answer_prompt(browser, wrong, code=code)
     assert done.json()["id"] == user_id
-    assert links(app) == [(user_id, grace)]
+    assert app.links() == [(user_id, grace)]
     assert app.events()[-1] == ("linked", user_id, grace, "email_code")
 
 
@@ -221,7 +210,7 @@ def test_account_without_password_and_no_sender_is_refused(serve_app, browser, g
     page = sign_in(browser, app, grace)
     assert page.status_code == 409
     assert "data-error-code>password_unavailable<" in page.text
-    assert links(app) == []
+    assert app.links() == []
     assert len(app.query("SELECT id FROM users")) == 1  # no second account either
     assert app.events() == [("link_refused", user_id, grace, "no_password")]
 
@@ -238,7 +227,7 @@ def test_connecting_an_amazon_account_linked_elsewhere_is_identity_in_use(
     page = sign_in(browser, app, grace)
     assert page.status_code == 409
     assert "data-error-code>identity_in_use<" in page.text
-    assert links(app) == [(owner, grace)]
+    assert app.links() == [(owner, grace)]
     assert app.events() == [("link_refused", other, grace, "identity_in_use")]
     assert browser.get(f"{app.url}/me").json()["id"] == other  # still signed in as before
 
@@ -248,7 +237,7 @@ def test_connecting_while_signed_in_links_to_the_signed_in_user(serve_app, brows
     user_id = app.add_user("alan", "alan@example.com", "alan password")
     browser.post(f"{app.url}/test-login", data={"username": "alan", "password": "alan password"})
     assert sign_in(browser, app, grace).json()["id"] == user_id
-    assert links(app) == [(user_id, grace)]
+    assert app.links() == [(user_id, grace)]
     assert app.events() == [("linked", user_id, grace, "signed_in")]
 
 
