@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any, cast
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -13,6 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
 from social_amazon_link.flask.storage import FlaskStorage
+from social_amazon_link.text import has_control_characters
 
 from .csrf import check_csrf
 from .models import User
@@ -115,7 +115,7 @@ def _find_user(username: str) -> User | None:
     username = username.strip()
     # Not even a query: PostgreSQL refuses a NUL in a string (an error, not
     # "no such user"), and a name longer than the column matches nothing.
-    if _has_control_chars(username) or len(username) > _max_length("username"):
+    if has_control_characters(username) or len(username) > _max_length("username"):
         return None
     query = select(User).where(func.lower(User.username) == username.lower())
     user: User | None = _db().scalars(query).first()
@@ -130,7 +130,7 @@ def _registration_errors(form: dict[str, str], password: str) -> dict[str, str]:
     errors = {
         name: "Remove the control characters."
         for name, value in [*form.items(), ("password", password)]
-        if _has_control_chars(value)
+        if has_control_characters(value)
     }
     for name in ("email", "name"):  # the username's own rule is stricter
         if name not in errors and len(form[name]) > _max_length(name):
@@ -150,10 +150,6 @@ def _registration_errors(form: dict[str, str], password: str) -> dict[str, str]:
 def _username_taken(username: str) -> bool:
     query = select(User.id).where(func.lower(User.username) == username.lower())
     return _db().scalars(query).first() is not None
-
-
-def _has_control_chars(value: str) -> bool:
-    return any(unicodedata.category(char) == "Cc" for char in value)
 
 
 def _max_length(column: str) -> int:
