@@ -202,7 +202,7 @@ def _limit_codes(backend: Any, account: Any, uid: Any) -> None:
     and over, and each would mail a code: the app must not become a way to
     flood someone's mailbox.
     """
-    window = int(backend.setting("LINK_LOCKOUT_SECONDS", 900))
+    window = _lockout_seconds(backend)
     now = datetime.now(UTC)
     sent = backend.strategy.storage.code.sent_since(account.email, now - timedelta(seconds=window))
     if len(sent) < _max_attempts(backend):
@@ -245,11 +245,15 @@ def _max_attempts(backend: Any) -> int:
     return int(backend.setting("LINK_MAX_PASSWORD_ATTEMPTS", 5))
 
 
+def _lockout_seconds(backend: Any) -> int:
+    return int(backend.setting("LINK_LOCKOUT_SECONDS", 900))
+
+
 def _reserve_try(backend: Any, account: Any, uid: Any) -> Any:
     reservation = backend.strategy.storage.link_attempts.reserve(
         account.id,
         max_attempts=_max_attempts(backend),
-        lockout_seconds=int(backend.setting("LINK_LOCKOUT_SECONDS", 900)),
+        lockout_seconds=_lockout_seconds(backend),
     )
     if not reservation.allowed:
         record(backend, LOCKED_OUT, user=account, amazon_user_id=uid)
