@@ -72,8 +72,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         SOCIAL_AUTH_LOGIN_REDIRECT_URL="/account",
         SOCIAL_AUTH_NEW_ASSOCIATION_REDIRECT_URL="/account",
         SOCIAL_AUTH_DISCONNECT_REDIRECT_URL="/account",
-        # Accounts made through Amazon keep the person's name too.
-        SOCIAL_AUTH_USER_FIELDS=["username", "email", "name"],
+        # Accounts made through Amazon keep the person's name and postal code
+        # too (the postal code needs LWA's postal_code scope).
+        SOCIAL_AUTH_AMAZON_SCOPE=["profile", "postal_code"],
+        SOCIAL_AUTH_USER_FIELDS=["username", "email", "name", "postal_code"],
     )
     app.config.update(amazon_settings())
     app.config.update(config or {})

@@ -25,7 +25,9 @@ EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 #: wrong password costs (the same hashing method as the accounts').
 _UNUSED_HASH = generate_password_hash("no account has this password")
 #: The registration form's fields besides the password, each a column of users.
-FIELDS = ("username", "email", "name")
+FIELDS = ("username", "email", "name", "postal_code")
+#: Optional, but when given it looks like a postal code of some country.
+POSTAL_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 -]{1,19}")
 
 #: How the account page words each security event of the linking flow.
 EVENT_LABELS = {
@@ -97,7 +99,12 @@ def register() -> Any:
         errors = _registration_errors(form, password)
         if not errors:
             db = _db()
-            user = User(username=form["username"], email=form["email"], name=form["name"] or None)
+            user = User(
+                username=form["username"],
+                email=form["email"],
+                name=form["name"] or None,
+                postal_code=form["postal_code"] or None,
+            )
             user.set_password(password)
             db.add(user)
             db.commit()
@@ -140,6 +147,9 @@ def _registration_errors(form: dict[str, str], password: str) -> dict[str, str]:
             errors["username"] = "3 to 40 letters, digits, dots, dashes or underscores."
         elif _username_taken(form["username"]):
             errors["username"] = "This username is taken."
+    postal_code = form["postal_code"]
+    if "postal_code" not in errors and postal_code and not POSTAL_CODE.fullmatch(postal_code):
+        errors["postal_code"] = "Letters, digits, spaces or dashes, at most 20."
     if "email" not in errors and not EMAIL.fullmatch(form["email"]):
         errors["email"] = "Enter an email address."
     if "password" not in errors and len(password) < 8:

@@ -235,7 +235,11 @@ class AmazonOAuth2(BaseOAuth2[Any]):
         return data
 
     def get_user_details(self, response: dict[str, Any]) -> dict[str, Any]:
-        """Return user details from the Amazon profile."""
+        """Return user details from the Amazon profile.
+
+        ``postal_code`` is there only when the ``postal_code`` scope was asked
+        for; list it in ``USER_FIELDS`` to give it to accounts made at sign-in.
+        """
         name = response.get("name") or ""
         return {
             "username": name,
@@ -243,4 +247,5 @@ class AmazonOAuth2(BaseOAuth2[Any]):
             "fullname": response.get("name"),
             "first_name": None,
             "last_name": None,
+            "postal_code": response.get("postal_code"),
         }

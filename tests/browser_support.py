@@ -108,7 +108,8 @@ class DemoSite:
     def user(self, username: str) -> Any:
         """The users row of ``username`` (None when there is none)."""
         rows = self.query(
-            "SELECT id, username, email, name, password_hash FROM users WHERE username = :u",
+            "SELECT id, username, email, name, postal_code, password_hash"
+            " FROM users WHERE username = :u",
             u=username,
         )
         return rows[0] if rows else None

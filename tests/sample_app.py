@@ -30,6 +30,7 @@ class User(UserMixin, Base):
     email: Mapped[str | None] = mapped_column(String(254))
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
     name: Mapped[str | None] = mapped_column(String(120), default=None)
+    postal_code: Mapped[str | None] = mapped_column(String(20), default=None)
 
     def check_password(self, password: str) -> bool:
         return bool(self.password_hash) and check_password_hash(str(self.password_hash), password)

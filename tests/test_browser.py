@@ -120,9 +120,15 @@ def test_new_amazon_identity_gets_an_account_at_once(page: Page, site: DemoSite)
 
     expect_account(page, site, "AdaLovelace", "ada@example.com", [ADA_ID])
     expect(page.locator("#account-name")).to_have_text("Ada Lovelace")
+    expect(page.locator("#account-postal-code")).to_have_text("10115")
     expect(page.locator("#account-events")).to_contain_text("Amazon account linked")
     ada = site.user("AdaLovelace")
-    assert (ada.email, ada.name, ada.password_hash) == ("ada@example.com", "Ada Lovelace", None)
+    assert (ada.email, ada.name, ada.postal_code, ada.password_hash) == (
+        "ada@example.com",
+        "Ada Lovelace",
+        "10115",
+        None,
+    )
     assert site.amazon_links()[ADA_ID] == "AdaLovelace"
     assert site.events("AdaLovelace") == [("linked", "new_account")]
 

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 from flask import Flask, render_template
 from flask.testing import FlaskClient
+from markupsafe import escape
 from sqlalchemy import text
+from werkzeug.security import check_password_hash
 
 from demo import DEMO_CLIENT_ID, EMULATOR_URL, amazon_settings, create_app
 from demo.seed import seed
@@ -81,10 +83,31 @@ def sign_in(client: FlaskClient, username: str, password: str) -> Any:
 
 
 def test_register_creates_the_account(client: FlaskClient, demo: Flask) -> None:
-    response = register(client)
+    response = register(client, name=" Hedy Lamarr ", postal_code="A-1010")
     assert response.status_code == 302
     assert response.headers["Location"] == "/account"
-    assert "hedy" in usernames(demo)
+    with demo.extensions["demo_engine"].connect() as conn:
+        query = "SELECT email, name, postal_code, password_hash FROM users WHERE username = 'hedy'"
+        email, name, postal_code, password_hash = conn.execute(text(query)).one()
+    assert (email, name, postal_code) == ("hedy@example.com", "Hedy Lamarr", "A-1010")
+    assert check_password_hash(password_hash, "hedy-password-1")
+
+    page = client.get("/account").text
+    assert '<dd id="account-postal-code">A-1010</dd>' in page
+
+
+@pytest.mark.parametrize("postal_code", ["<b>1010</b>", "-1010", "1" * 21])
+def test_register_refuses_what_is_no_postal_code(
+    client: FlaskClient, demo: Flask, postal_code: str
+) -> None:
+    before = usernames(demo)
+    response = register(client, postal_code=postal_code)
+    assert response.status_code == 200
+    assert field_errors(response.text) == {
+        "postal_code": "Letters, digits, spaces or dashes, at most 20."
+    }
+    assert input_value(response.text, "postal_code") == escape(postal_code)
+    assert usernames(demo) == before
 
 
 @pytest.mark.parametrize(
@@ -106,13 +129,13 @@ def test_register_refuses_values_longer_than_their_column(
     assert usernames(demo) == before
 
 
-@pytest.mark.parametrize("field", ["username", "email", "name", "password"])
+@pytest.mark.parametrize("field", ["username", "email", "name", "postal_code", "password"])
 @pytest.mark.parametrize("control", ["\x00", "\x07", "\x85"])
 def test_register_refuses_control_characters(
     client: FlaskClient, demo: Flask, field: str, control: str
 ) -> None:
     before = usernames(demo)
-    value = {"name": "Hedy Lamarr", **REGISTRATION}[field]
+    value = {"name": "Hedy Lamarr", "postal_code": "A-1010", **REGISTRATION}[field]
     response = register(client, **{field: value[:2] + control + value[2:]})
     assert response.status_code == 200
     errors = field_errors(response.text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -82,6 +83,25 @@ def test_required_name_is_stored_when_the_profile_has_it(serve_app, browser, ada
     )
     sign_in(browser, app, ada)
     assert users(app) == [("AdaLovelace", "ada@example.com", "Ada Lovelace")]
+
+
+@pytest.mark.parametrize(
+    ("scope", "stored"), [(["profile", "postal_code"], "98101"), (["profile"], None)]
+)
+def test_postal_code_is_stored_only_when_its_scope_was_asked_for(
+    serve_app, browser, lwa_emulator, scope, stored
+):
+    lwa_emulator.add_identity(ADA, "Ada Lovelace", "ada@example.com", postal_code="98101")
+    app = serve_app(
+        SOCIAL_AUTH_AMAZON_SCOPE=scope,
+        SOCIAL_AUTH_USER_FIELDS=["username", "email", "postal_code"],
+    )
+    sign_in(browser, app, ADA)
+    rows = app.query("SELECT username, postal_code FROM users")
+    assert [tuple(row) for row in rows] == [("AdaLovelace", stored)]
+    (link,) = app.query("SELECT extra_data FROM social_auth_usersocialauth")
+    extra = json.loads(link.extra_data) if isinstance(link.extra_data, str) else link.extra_data
+    assert extra.get("postal_code") == stored
 
 
 def test_cancel_removes_the_paused_sign_in(serve_app, browser, ada):
