@@ -7,7 +7,7 @@ revision of its own, after its users table exists::
     from social_amazon_link.migrations import create_tables, drop_tables
 
     def upgrade():
-        create_tables(op, users_table="users", users_id="id")
+        create_tables(op, users_table="users", users_id="id")  # users_id_type=sa.Uuid...
 
     def downgrade():
         drop_tables(op)
@@ -30,8 +30,14 @@ SCHEMA_VERSION = 1
 _TZ = sa.DateTime(timezone=True)
 
 
-def create_tables(op: Any, *, users_table: str = "users", users_id: str = "id") -> None:
-    """Create schema version 1: social-core's five tables and the two linking tables."""
+def create_tables(
+    op: Any, *, users_table: str = "users", users_id: str = "id", users_id_type: Any = sa.Integer
+) -> None:
+    """Create schema version 1: social-core's five tables and the two linking tables.
+
+    ``users_id_type`` is the type of the users table's primary key (``sa.Uuid``
+    or ``sa.BigInteger``, say): the columns that reference it must have it too.
+    """
     user_fk = f"{users_table}.{users_id}"
     op.create_table(
         "social_auth_usersocialauth",
@@ -41,7 +47,7 @@ def create_tables(op: Any, *, users_table: str = "users", users_id: str = "id") 
         sa.Column("id_key", sa.String(64), nullable=False, server_default=""),
         sa.Column("extra_data", sa.JSON, nullable=False),
         sa.Column(
-            "user_id", sa.Integer, sa.ForeignKey(user_fk, ondelete="CASCADE"), nullable=False
+            "user_id", users_id_type, sa.ForeignKey(user_fk, ondelete="CASCADE"), nullable=False
         ),
         sa.Column("created", _TZ, nullable=False),
         sa.Column("modified", _TZ, nullable=False),
@@ -90,7 +96,7 @@ def create_tables(op: Any, *, users_table: str = "users", users_id: str = "id") 
         "amazon_link_password_attempts",
         sa.Column(
             "user_id",
-            sa.Integer,
+            users_id_type,
             sa.ForeignKey(user_fk, ondelete="CASCADE"),
             primary_key=True,
             autoincrement=False,
@@ -102,7 +108,7 @@ def create_tables(op: Any, *, users_table: str = "users", users_id: str = "id") 
     op.create_table(
         "amazon_link_events",
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("user_id", sa.Integer, sa.ForeignKey(user_fk, ondelete="SET NULL")),
+        sa.Column("user_id", users_id_type, sa.ForeignKey(user_fk, ondelete="SET NULL")),
         sa.Column("event", sa.String(32), nullable=False),
         sa.Column("amazon_user_id", sa.String(255)),
         sa.Column("detail", sa.String(200), nullable=False),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import String, Uuid, create_engine, inspect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from social_amazon_link.migrations import create_tables, drop_tables
 from social_amazon_link.sqlalchemy_storage import models_for
@@ -22,23 +26,53 @@ SOCIAL_TABLES = {
 }
 
 
-def test_create_tables_matches_the_mapped_models(database_url):
-    models_for(sample_app.User)  # the social tables join the sample app's MetaData
-    metadata = sample_app.Base.metadata
+class UuidBase(DeclarativeBase):
+    pass
+
+
+class UuidUser(UuidBase):
+    """An app whose users have UUIDs for ids, not integers."""
+
+    __tablename__ = "accounts"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+
+
+def _server_defaults_differ(
+    context, inspected_column, metadata_column, inspected, metadata_default, rendered
+) -> bool | None:
+    """Alembic's comparison, except that SQLite reflects the default ``''`` as ``('')``."""
+    if context.dialect.name == "sqlite" and inspected is not None and rendered is not None:
+        literal = inspected.removeprefix("(").removesuffix(")")
+        return literal != f"'{rendered}'"
+    return None  # Alembic compares
+
+
+@pytest.mark.parametrize(
+    ("user_model", "options"),
+    [
+        (sample_app.User, {}),
+        (UuidUser, {"users_table": "accounts", "users_id_type": Uuid}),
+    ],
+    ids=["integer-ids", "uuid-ids"],
+)
+def test_create_tables_matches_the_mapped_models(database_url, user_model, options):
+    models_for(user_model)  # the social tables join the app's MetaData
+    metadata = user_model.metadata
+    users_table = user_model.__tablename__
     engine = create_engine(database_url)
     try:
         with engine.begin() as conn:
-            metadata.tables["users"].create(conn)  # the app's own first migration
-            create_tables(Operations(MigrationContext.configure(conn)), users_table="users")
+            metadata.tables[users_table].create(conn)  # the app's own first migration
+            create_tables(Operations(MigrationContext.configure(conn)), **options)
         with engine.connect() as conn:
-            diff = compare_metadata(
-                MigrationContext.configure(conn, opts={"compare_type": True}), metadata
-            )
+            opts = {"compare_type": True, "compare_server_default": _server_defaults_differ}
+            diff = compare_metadata(MigrationContext.configure(conn, opts=opts), metadata)
             assert diff == []
             assert SOCIAL_TABLES <= set(inspect(conn).get_table_names())
         with engine.begin() as conn:
             drop_tables(Operations(MigrationContext.configure(conn)))
         with engine.connect() as conn:
-            assert set(inspect(conn).get_table_names()) == {"users"}
+            assert set(inspect(conn).get_table_names()) == {users_table}
     finally:
         engine.dispose()
