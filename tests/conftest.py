@@ -102,11 +102,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+DATABASE_KINDS = ("sqlite", "postgres")
+
+
+def database_kinds(config: pytest.Config) -> list[str]:
+    """The databases ``--db`` names, refusing any other (a typo must not pick one)."""
+    kinds = [kind.strip() for kind in config.getoption("--db").split(",") if kind.strip()]
+    unknown = sorted(set(kinds) - set(DATABASE_KINDS))
+    if unknown or not kinds:
+        raise pytest.UsageError(
+            f"--db takes a comma-separated list of {', '.join(DATABASE_KINDS)}, not {unknown}"
+        )
+    return kinds
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    database_kinds(config)  # a wrong --db stops the run before anything starts
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Every test that touches the app's database runs once per database.
     if "database_url" in metafunc.fixturenames:
-        kinds = [k.strip() for k in metafunc.config.getoption("--db").split(",") if k.strip()]
-        metafunc.parametrize("db_kind", kinds)
+        metafunc.parametrize("db_kind", database_kinds(metafunc.config))
 
 
 @pytest.fixture(scope="session")

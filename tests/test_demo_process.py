@@ -14,6 +14,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 import requests
+from sqlalchemy import create_engine, text
 
 from tests.forms import first_form
 
@@ -64,11 +65,15 @@ def python_m_demo(cwd: Path, port: int, emulator_port: int, **env: str) -> Itera
         process.wait(timeout=10)
 
 
-def test_python_m_demo_serves_and_signs_in_with_amazon(tmp_path):
+def test_python_m_demo_serves_and_signs_in_with_amazon(tmp_path, db_kind, database_url):
     port, emulator_port = free_port(), free_port()
     # A URL left in the shell by an earlier run: the demo uses the emulator it starts.
-    stale = f"http://127.0.0.1:{free_port()}"
-    with python_m_demo(tmp_path, port, emulator_port, LWA_EMULATOR_URL=stale) as base:
+    env = {"LWA_EMULATOR_URL": f"http://127.0.0.1:{free_port()}"}
+    if db_kind == "sqlite":  # the default: a file under ./instance
+        database_url = f"sqlite:///{tmp_path / 'instance' / 'demo.sqlite3'}"
+    else:
+        env["DATABASE_URL"] = database_url
+    with python_m_demo(tmp_path, port, emulator_port, **env) as base:
         browser = requests.Session()
         login = browser.get(f"{base}/login")
         assert 'id="demo-hint"' in login.text and "Login with Amazon" in login.text
@@ -83,7 +88,16 @@ def test_python_m_demo_serves_and_signs_in_with_amazon(tmp_path):
         shown = dict(re.findall(r'id="account-(\w+)">([^<]*)<', account.text))
         assert shown["email"] == "ada@example.com"
         assert re.findall(r'class="amazon-uid">([^<]*)<', account.text) == [radios["user_id"][0]]
-        assert (tmp_path / "instance" / "demo.sqlite3").exists()
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as db:
+            query = "SELECT u.username, a.uid FROM users u JOIN social_auth_usersocialauth a"
+            rows = db.execute(
+                text(f"{query} ON a.user_id = u.id WHERE u.email = :e"), {"e": "ada@example.com"}
+            )
+            assert [tuple(row) for row in rows] == [("AdaLovelace", radios["user_id"][0])]
+    finally:
+        engine.dispose()
 
 
 def test_python_m_demo_with_real_amazon_seeds_no_demo_accounts(tmp_path):
