@@ -139,6 +139,7 @@ def test_replayed_callback_is_refused(serve_app, browser, ada):
         ("profile", {"status": 401, "body": {}}, 401, "invalid_token"),
         ("profile", {"status": 403, "body": {}}, 401, "invalid_token"),
         ("profile", {"status": 429, "body": {}}, 502, "amazon_unavailable"),
+        ("profile", {"status": 500, "body": "oops"}, 502, "amazon_unavailable"),
         ("profile", {"status": 503, "body": "down"}, 502, "amazon_unavailable"),
         ("profile", {"delay_ms": 1500}, 502, "amazon_unavailable"),
         ("profile", {"drop": True}, 502, "amazon_unavailable"),
@@ -159,8 +160,11 @@ def test_each_amazon_failure_ends_on_its_code_and_writes_nothing(
     assert app.query("SELECT id FROM users") == []
     assert app.query("SELECT id FROM social_auth_usersocialauth") == []
     assert app.query("SELECT id FROM social_auth_partial") == []
+    assert app.events() == []
     # The fault was transient: the next sign-in works.
-    assert sign_in(browser, app, ada).json()["authenticated"] is True
+    me = sign_in(browser, app, ada).json()
+    assert me["authenticated"] is True
+    assert app.links() == [(me["id"], ADA)]
 
 
 def test_legacy_profile_shape_still_signs_in(serve_app, browser, lwa_emulator, ada):
@@ -226,6 +230,24 @@ def test_scope_setting(serve_app, browser, scope, sent):
     assert parse_qs(urlsplit(location).query)["scope"] == [sent]
 
 
+def assert_client_token_wrote_nothing(app, browser) -> None:
+    assert app.query("SELECT id FROM users") == []
+    assert app.query("SELECT id FROM social_auth_usersocialauth") == []
+    assert app.query("SELECT token FROM social_auth_partial") == []
+    assert app.query("SELECT event FROM amazon_link_events") == []
+    assert browser.get(f"{app.url}/me").status_code == 401
+
+
+def assert_our_token_then_signs_in(app, browser, lwa_emulator) -> None:
+    token = lwa_emulator.mint_token(CLIENT_ID, ADA)
+    answer = browser.post(f"{app.url}/client-token", data={"access_token": token})
+    assert answer.status_code == 200
+    [user] = app.query("SELECT id FROM users")
+    assert answer.json()["id"] == user.id
+    assert app.links() == [(user.id, ADA)]
+    assert browser.get(f"{app.url}/me").json()["id"] == user.id
+
+
 def test_client_token_for_another_app_is_refused_and_writes_nothing(
     serve_app, browser, lwa_emulator, ada
 ):
@@ -234,9 +256,20 @@ def test_client_token_for_another_app_is_refused_and_writes_nothing(
     page = browser.post(f"{app.url}/client-token", data={"access_token": foreign})
     assert page.status_code == 403
     assert "data-error-code>wrong_audience<" in page.text
-    assert app.query("SELECT id FROM users") == []
-    assert app.query("SELECT id FROM social_auth_usersocialauth") == []
-    assert browser.get(f"{app.url}/me").status_code == 401
+    assert_client_token_wrote_nothing(app, browser)
+    assert_our_token_then_signs_in(app, browser, lwa_emulator)
+
+
+def test_expired_client_token_is_invalid_token_and_writes_nothing(
+    serve_app, browser, lwa_emulator, ada
+):
+    app = serve_app()
+    expired = lwa_emulator.mint_token(CLIENT_ID, ada, expires_in=0)
+    page = browser.post(f"{app.url}/client-token", data={"access_token": expired})
+    assert page.status_code == 401
+    assert "data-error-code>invalid_token<" in page.text
+    assert_client_token_wrote_nothing(app, browser)
+    assert_our_token_then_signs_in(app, browser, lwa_emulator)
 
 
 def test_client_token_for_our_app_signs_in(serve_app, browser, lwa_emulator, ada):
