@@ -366,6 +366,7 @@ def test_token_of_another_app_is_wrong_audience(serve_app, phone, lwa_emulator, 
     assert me(phone, app) == {"authenticated": False}
     assert token not in caplog.text
     assert "wrong_audience (aud_mismatch" in caplog.text
+    assert_next_sign_in_works(phone, app, lwa_emulator)
 
 
 def test_expired_token_is_invalid_token(serve_app, phone, lwa_emulator, identities):
@@ -374,30 +375,67 @@ def test_expired_token_is_invalid_token(serve_app, phone, lwa_emulator, identiti
     answer = api(phone, app, "token", {"access_token": token})
     assert (answer.status_code, answer.json()) == (401, {"error": "invalid_token"})
     assert_nothing_written(app)
+    assert me(phone, app) == {"authenticated": False}
+    assert_next_sign_in_works(phone, app, lwa_emulator)
 
 
-@pytest.mark.parametrize(
-    ("endpoint", "fault", "settings"),
-    [
-        ("profile", {"status": 503}, {}),
-        ("tokeninfo", {"drop": True}, {}),
-        ("profile", {"delay_ms": 1500}, {"SOCIAL_AUTH_AMAZON_REQUESTS_TIMEOUT": 0.5}),
-        ("profile", {"status": 200, "body": "<html>not json</html>"}, {}),
-        ("tokeninfo", {"status": 200, "body": "[1, 2]"}, {}),
-    ],
-    ids=["profile-503", "tokeninfo-dropped", "profile-timeout", "profile-not-json", "bad-shape"],
-)
+def assert_next_sign_in_works(phone: requests.Session, app: Served, lwa: Any) -> None:
+    """A valid token after the refusal: a new account, linked, signed in."""
+    answer = sign_in(phone, app, lwa, ADA)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == "authenticated" and body["new_user"] is True
+    ada = body["user"]["id"]
+    assert users(app) == [(ada, "AdaLovelace", "ada@example.com")]
+    assert app.links() == [(ada, ADA)] and partials(app) == []
+    assert app.events() == [("linked", ada, ADA, "new_account")]
+    assert me(phone, app)["id"] == ada
+
+
+TIMEOUT = {"SOCIAL_AUTH_AMAZON_REQUESTS_TIMEOUT": 0.5}
+
+# Each fault hits one request: tokeninfo and profile are separate endpoints of
+# the emulator, both called once per sign-in, so a fault on one never touches
+# the other, and the next sign-in meets none.
+AMAZON_FAULTS = [
+    pytest.param("profile", {"status": 500, "body": "oops"}, {}, id="profile-500"),
+    pytest.param("profile", {"status": 503, "body": "down"}, {}, id="profile-503"),
+    pytest.param("profile", {"status": 429, "body": {}}, {}, id="profile-429"),
+    pytest.param("profile", {"delay_ms": 1500}, TIMEOUT, id="profile-timeout"),
+    pytest.param("profile", {"drop": True}, {}, id="profile-dropped"),
+    pytest.param(
+        "profile", {"status": 200, "body": "<html>not json</html>"}, {}, id="profile-not-json"
+    ),
+    pytest.param("profile", {"status": 200, "body": {"name": "x"}}, {}, id="profile-no-user-id"),
+    pytest.param(
+        "profile",
+        {"status": 200, "body": {"user_id": "garbled id"}},
+        {},
+        id="profile-garbled-user-id",
+    ),
+    pytest.param("tokeninfo", {"status": 500, "body": "oops"}, {}, id="tokeninfo-500"),
+    pytest.param("tokeninfo", {"delay_ms": 1500}, TIMEOUT, id="tokeninfo-timeout"),
+    pytest.param("tokeninfo", {"drop": True}, {}, id="tokeninfo-dropped"),
+    pytest.param("tokeninfo", {"status": 200, "body": "[1, 2]"}, {}, id="tokeninfo-bad-shape"),
+]
+
+
+@pytest.mark.parametrize(("endpoint", "fault", "settings"), AMAZON_FAULTS)
 def test_amazon_failing_is_amazon_unavailable(
     serve_app, phone, lwa_emulator, identities, caplog, endpoint, fault, settings
 ):
     caplog.set_level(logging.DEBUG)
     app = serve_app(**settings)
     token = lwa_emulator.mint_token(CLIENT_ID, ADA)
-    lwa_emulator.fault(endpoint, **fault)
+    lwa_emulator.fault(endpoint, times=1, **fault)
     answer = api(phone, app, "token", {"access_token": token})
     assert (answer.status_code, answer.json()) == (502, {"error": "amazon_unavailable"})
     assert_nothing_written(app)
+    assert me(phone, app) == {"authenticated": False}
     assert token not in caplog.text and token not in answer.text
+    # Both were asked once: the fault was used up by the request it was for.
+    assert amazon_calls(lwa_emulator) == {"tokeninfo": 1, "profile": 1}
+    assert_next_sign_in_works(phone, app, lwa_emulator)
 
 
 # -- paused sign-ins that may not be resumed -----------------------------------
