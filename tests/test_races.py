@@ -38,6 +38,38 @@ def test_fifty_simultaneous_first_sign_ins_make_one_account(serve_app, lwa_emula
     assert [e[0] for e in app.events()] == ["linked"]
 
 
+def test_fifty_simultaneous_first_sign_ins_through_the_api_make_one_account(
+    serve_app, lwa_emulator
+):
+    lwa_emulator.add_identity(ADA, "Ada Lovelace", "ada@example.com")
+    app = serve_app()
+    # Fifty phones, each with its own cookie jar and its own token for Ada.
+    tokens = [lwa_emulator.mint_token(CLIENT_ID, ADA) for _ in range(50)]
+    start = threading.Barrier(50)
+
+    def sign_in_once(token: str) -> tuple[int, dict[str, Any], dict[str, Any]]:
+        with requests.Session() as phone:
+            start.wait()
+            answer = phone.post(
+                f"{app.url}/api/amazon/token", json={"access_token": token}, timeout=60
+            )
+            me = phone.get(f"{app.url}/me", timeout=60).json()
+            return answer.status_code, answer.json(), me
+
+    with ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(sign_in_once, tokens))
+
+    assert [status for status, _, _ in results] == [200] * 50
+    assert {body["status"] for _, body, _ in results} == {"authenticated"}
+    assert [body["new_user"] for _, body, _ in results].count(True) == 1
+    [user] = app.query("SELECT id FROM users")
+    assert {body["user"]["id"] for _, body, _ in results} == {user.id}
+    assert {me["id"] for _, _, me in results} == {user.id}  # every phone is signed in
+    assert app.links() == [(user.id, ADA)]
+    assert app.events() == [("linked", user.id, ADA, "new_account")]
+    assert app.query("SELECT token FROM social_auth_partial") == []
+
+
 def test_twenty_simultaneous_wrong_passwords_get_at_most_five_tries(serve_app, lwa_emulator):
     lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
     app = serve_app()
