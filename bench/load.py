@@ -178,7 +178,47 @@ def _request(side: str, port: int, token: str, *, path: str | None = None) -> by
     return head.encode() + body
 
 
+async def _response(reader: asyncio.StreamReader) -> tuple[bytes, bool, bytes]:
+    """(status code, whether the server closes the connection, body) of one answer."""
+    status = await reader.readline()
+    length, close = 0, not status
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection" and value.strip().lower() == b"close":
+            close = True
+    body = await reader.readexactly(length) if length else b""
+    parts = status.split()
+    return (parts[1] if len(parts) > 1 else b""), close, body
+
+
+def _succeeded(side: str, path: str | None, status: bytes, body: bytes) -> bool:
+    """Whether an answer is what it should be: a sign-in, or the trivial endpoint's ``ok``.
+
+    A 200 is not enough: ours answers 200 with ``password_required`` (and the
+    other prompts) too. Ours signs in with ``{"status": "authenticated"}``;
+    the stock app's ``/client-token`` with the user's ``{"id", "username"}``.
+    """
+    if status != b"200":
+        return False
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    if not isinstance(answer, dict):
+        return False
+    if path is not None:
+        return bool(answer.get("status") == "ok")
+    if side == "ours":
+        return bool(answer.get("status") == "authenticated")
+    return isinstance(answer.get("id"), int) and "error" not in answer
+
+
 async def _client(
+    side: str,
+    path: str | None,
     port: int,
     requests_: Sequence[bytes],
     offset: int,
@@ -197,20 +237,9 @@ async def _client(
         began = loop.time()
         writer.write(requests_[i % len(requests_)])
         i += 1
-        status = await reader.readline()
-        length, close = 0, False
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"connection" and value.strip().lower() == b"close":
-                close = True
-        body = await reader.readexactly(length) if length else b""
-        parts = status.split()
-        ok = len(parts) > 1 and parts[1] == b"200" and b"error" not in body
-        done.append((began, loop.time(), ok))
-        if close or not status:
+        status, close, body = await _response(reader)
+        done.append((began, loop.time(), _succeeded(side, path, status, body)))
+        if close:
             writer.close()
             writer = None
     if writer is not None:
@@ -238,7 +267,9 @@ async def _drive(
         await loop.run_in_executor(None, on_window, which)
 
     tasks = [
-        _client(ports[i % len(ports)], per_port[ports[i % len(ports)]], i, window[1], done)
+        _client(
+            side, path, ports[i % len(ports)], per_port[ports[i % len(ports)]], i, window[1], done
+        )
         for i in range(clients)
     ]
     await asyncio.gather(*tasks, mark(window[0], 0), mark(window[1], 1))
