@@ -21,8 +21,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .apps import CLIENT_ID, CLIENT_SECRET, SIDES, build, databases, settings
-from .load import run_load
+from .apps import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    SIDES,
+    build,
+    database_server_pid,
+    databases,
+    settings,
+)
+from .load import BUSY_CORES, run_load
 from .network import REPO, Network
 from .report import ROWS, Row, machine, render, rows_for
 from .signins import (
@@ -114,15 +122,17 @@ def _measure_database(
     identities: Identities,
     plan: Plan,
     workdir: Path,
+    order: Sequence[str] = SIDES,
 ) -> dict[str, dict[str, Any]]:
-    """Every figure of both sides on one database kind."""
+    """Every figure of both sides on one database kind, the sides in ``order``."""
     results: dict[str, dict[str, Any]] = {}
     returning = [identities.add("r") for _ in range(plan.returning_users)]
     tokens = [identities.token(user_id) for user_id in returning]
     dbdir = workdir / kind
     dbdir.mkdir(exist_ok=True)
+    server_pid = database_server_pid(server_url) if server_url else None
     with databases(kind, dbdir, server_url) as urls:
-        for side in SIDES:
+        for side in order:
             config = settings(network.api_url, network.tls.ca_bundle, side=side)
             app = build(urls[side], config, side=side)
             try:
@@ -178,6 +188,7 @@ def _measure_database(
                 seconds=plan.load_seconds,
                 trivial_seconds=plan.trivial_seconds,
                 logdir=dbdir,
+                database_pid=server_pid,
             )
             for phase in (trivial, load):
                 if phase.errors or not phase.signins:
@@ -254,10 +265,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "cpu_hot_ms": floor_cpu(network, floor_token, plan.floor_cpu),
             }
             results: dict[str, Any] = {}
-            for kind in kinds:
+            orders: dict[str, list[str]] = {}
+            for index, kind in enumerate(kinds):
+                # Every other database, stock goes first: neither side always
+                # runs on a machine the other one just warmed (or heated).
+                orders[kind] = list(SIDES if index % 2 == 0 else reversed(SIDES))
                 with _database_server(kind) as server_url:
                     results[kind] = _measure_database(
-                        kind, server_url, network, identities, plan, workdir
+                        kind, server_url, network, identities, plan, workdir, orders[kind]
                     )
 
     rows: list[Row] = []
@@ -294,16 +309,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stock makes one call to Amazon for a client token: it never asks tokeninfo whom the "
         "token was issued to, so it signs in with any app's token.",
     ]
+    phases = {}
     for kind, sides in results.items():
-        for side in SIDES:
-            busy = sides[side]["load"]["cpu_cores_busy"]
-            known = sum(v for k, v in busy.items() if k != "whole machine")
-            parts = ", ".join(f"{k} {v:.2f}" for k, v in busy.items() if k != "whole machine")
-            notes.append(
-                f"{kind} load test, {side}: cores busy {busy['whole machine']:.2f} of "
-                f"{about['cores']}: {parts}, rest (database server, kernel) "
-                f"{max(0.0, busy['whole machine'] - known):.2f}."
-            )
+        for side in orders[kind]:
+            phases[f"{kind} load test, {side}"] = sides[side]["load"]
+            phases[f"{kind} load test, {side}, trivial requests"] = sides[side]["load_trivial"]
+    for name, phase in phases.items():
+        if name.endswith("trivial requests"):
+            continue
+        busy = phase["cpu_cores_busy"]
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in busy.items() if k != "whole machine")
+        notes.append(
+            f"{name}: cores busy {busy['whole machine']:.2f} of {about['cores']}: {parts}."
+        )
+    crowded = {
+        name: phase["cpu_cores_busy"]["other processes"]
+        for name, phase in phases.items()
+        if phase["machine_busy"]
+    }
+    if crowded:
+        warning = (
+            f"WARNING: the machine was busy: other processes kept more than {BUSY_CORES:g} of a "
+            "core busy during "
+            + "; ".join(f"{name} ({cores:.2f} cores)" for name, cores in crowded.items())
+            + ". Figures measured then (throughput, CPU under load) are low; re-run on a quiet "
+            "machine."
+        )
+        notes.insert(0, warning)
+        _progress(warning)
     for row in rows:
         for target in row.targets:
             if not target.passed and target.why:
@@ -325,6 +358,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rows": [row.as_dict() for row in rows],
         "targets": {"passed": passed, "missed": missed},
         "floor": floor,
+        "side_order": orders,
+        "machine_busy": {
+            "threshold_cores": BUSY_CORES,
+            "busy": bool(crowded),
+            "phases": crowded,
+        },
         "results": results,
         "notes": notes,
     }

@@ -9,7 +9,10 @@ go to the server side. Every client signs returning users in, over and over.
 
 While the load runs, the CPU time of every process involved is read from
 ``/proc``: where the machine's cores went is most of the story of a
-throughput figure.
+throughput figure. The database server's processes (PostgreSQL's postmaster
+and its children) are a group of their own; every other process on the
+machine is counted too, as "other processes", so that a phase measured
+while something else was running shows as such (``machine_busy``).
 """
 
 from __future__ import annotations
@@ -32,9 +35,12 @@ import requests
 from .network import REPO, Network
 from .signins import percentile
 
-__all__ = ["LoadResult", "run_load"]
+__all__ = ["BUSY_CORES", "LoadResult", "run_load"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+#: A phase during which the machine's other processes kept more than this
+#: share of a core busy is marked ``machine_busy``: its figures are suspect.
+BUSY_CORES = 0.1
 
 
 def _free_port() -> int:
@@ -51,10 +57,86 @@ def _machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / _TICKS
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of one process so far (its threads included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+@dataclass(frozen=True)
+class _Process:
+    parent: int
+    #: Clock ticks since boot when it started: a pid and this name one process.
+    started: int
+    #: User + system ticks of the process itself.
+    own: int
+    #: Those of its children that ended and were waited for.
+    children: int
+
+
+def _processes() -> dict[int, _Process]:
+    """Every process on the machine now, from ``/proc/PID/stat``."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        fields = stat.rsplit(")", 1)[1].split()
+        found[int(entry.name)] = _Process(
+            parent=int(fields[1]),
+            started=int(fields[19]),
+            own=int(fields[11]) + int(fields[12]),
+            children=int(fields[13]) + int(fields[14]),
+        )
+    return found
+
+
+def _tree(processes: dict[int, _Process], root: int) -> set[int]:
+    """``root`` and all its descendants among ``processes``."""
+    children: dict[int, list[int]] = {}
+    for pid, process in processes.items():
+        children.setdefault(process.parent, []).append(pid)
+    found, todo = set(), [root] if root in processes else []
+    while todo:
+        pid = todo.pop()
+        found.add(pid)
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def _groups_cpu(
+    processes: dict[int, _Process], groups: dict[str, Sequence[int]], trees: dict[str, int]
+) -> tuple[dict[str, float], set[tuple[int, int]]]:
+    """CPU seconds so far of each group, and the (pid, start) of every process counted.
+
+    A group in ``groups`` is its processes' own CPU; one in ``trees`` is its
+    root's whole process tree, children that already ended included (so a
+    PostgreSQL backend that exits inside the window is still counted).
+    """
+    cpu: dict[str, float] = {}
+    counted: set[tuple[int, int]] = set()
+    for name, pids in groups.items():
+        cpu[name] = sum(processes[pid].own for pid in pids if pid in processes) / _TICKS
+        counted.update((pid, processes[pid].started) for pid in pids if pid in processes)
+    for name, root in trees.items():
+        members = _tree(processes, root)
+        cpu[name] = sum(processes[p].own + processes[p].children for p in members) / _TICKS
+        counted.update((pid, processes[pid].started) for pid in members)
+    return cpu, counted
+
+
+def _others_cpu(processes: dict[int, _Process], ours: set[tuple[int, int]]) -> float:
+    """CPU seconds so far of every other process, and of their children that ended.
+
+    Counting each one's children that ended and were waited for makes the
+    difference between two readings hold the processes that started and
+    ended in between (a test suite's short-lived children): the parent's
+    count of them grows by their whole CPU, less what they had already used
+    at the first reading, when they were counted themselves.
+    """
+    ticks = sum(
+        process.own + process.children
+        for pid, process in processes.items()
+        if (pid, process.started) not in ours
+    )
+    return ticks / _TICKS
 
 
 @dataclass
@@ -75,8 +157,20 @@ class LoadResult:
     def rate(self) -> float:
         return self.signins / self.seconds if self.seconds else 0.0
 
+    @property
+    def other_cores(self) -> float:
+        """Cores the machine's other processes kept busy, on average, over the window."""
+        return self.cpu.get("other processes", 0.0) / self.seconds if self.seconds else 0.0
+
     def summary(self) -> dict[str, Any]:
         per = max(1, self.signins)
+        busy = {name: s / self.seconds for name, s in self.cpu.items()} if self.seconds else {}
+        known = sum(v for name, v in busy.items() if name != "whole machine")
+        if busy:
+            # Kernel work no process is charged for (interrupts, softirqs:
+            # loopback TCP mostly), and processes that ended in the window
+            # with no parent left to count them.
+            busy["kernel and unattributed"] = max(0.0, busy["whole machine"] - known)
         return {
             "workers": self.workers,
             "clients": self.clients,
@@ -89,7 +183,8 @@ class LoadResult:
             "amazon_calls": self.amazon_calls / per,
             "new_connections": self.connections / per,
             "cpu_ms_per_signin": {name: s * 1000 / per for name, s in self.cpu.items()},
-            "cpu_cores_busy": {name: s / self.seconds for name, s in self.cpu.items()},
+            "cpu_cores_busy": busy,
+            "machine_busy": self.other_cores > BUSY_CORES,
         }
 
 
@@ -286,6 +381,7 @@ def _phase(
     warmup: float,
     seconds: float,
     path: str | None,
+    database_pid: int | None,
 ) -> LoadResult:
     pids = {
         "app workers": [p.pid for p in pool.processes],
@@ -293,11 +389,15 @@ def _phase(
         "delay proxy": [network.proxy.process.pid],
         "load clients (bench)": [os.getpid()],
     }
+    trees = {"database server": database_pid} if database_pid is not None else {}
     marks: list[tuple[dict[str, float], tuple[int, int]]] = []
 
     def on_window(_which: int) -> None:
-        cpu = {name: sum(_cpu_seconds(pid) for pid in group) for name, group in pids.items()}
-        cpu["whole machine"] = _machine_busy_seconds()
+        machine = _machine_busy_seconds()
+        processes = _processes()
+        cpu, ours = _groups_cpu(processes, pids, trees)
+        cpu["other processes"] = _others_cpu(processes, ours)
+        cpu["whole machine"] = machine
         marks.append((cpu, network.stats()))
 
     began, ended, done = asyncio.run(
@@ -333,18 +433,21 @@ def run_load(
     seconds: float,
     trivial_seconds: float,
     logdir: Path,
+    database_pid: int | None = None,
 ) -> tuple[LoadResult, LoadResult]:
     """Load ``workers`` fresh server processes: first a trivial endpoint, then sign-ins.
 
     The trivial phase (the same request body posted to ``/bench/ping``)
     measures what waitress and Flask cost per request on these very
     processes, hot, so that it can be taken off the sign-ins' CPU.
+    ``database_pid``: the database server's root process (PostgreSQL's
+    postmaster), whose process tree is counted as "database server".
     Returns (trivial, sign-ins); the workers stop afterwards.
     """
     pool = _Workers(side, database_url, config, network, workers, threads, logdir)
     try:
         pool.wait_until_up()
-        common = {"clients": clients}
+        common = {"clients": clients, "database_pid": database_pid}
         trivial = _phase(
             pool,
             side,
