@@ -18,13 +18,15 @@ while something else was running shows as such (``machine_busy``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,7 @@ import requests
 from .network import REPO, Network
 from .signins import percentile
 
-__all__ = ["BUSY_CORES", "LoadResult", "run_load"]
+__all__ = ["BUSY_CORES", "LoadResult", "run_floor_load", "run_load"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 #: A phase during which the machine's other processes kept more than this
@@ -273,6 +275,10 @@ def _request(side: str, port: int, token: str, *, path: str | None = None) -> by
     return head.encode() + body
 
 
+#: One finished request: (sent at, answered at, succeeded), loop time.
+_Done = tuple[float, float, bool]
+
+
 async def _response(reader: asyncio.StreamReader) -> tuple[bytes, bool, bytes]:
     """(status code, whether the server closes the connection, body) of one answer."""
     status = await reader.readline()
@@ -318,7 +324,7 @@ async def _client(
     requests_: Sequence[bytes],
     offset: int,
     deadline: float,
-    done: list[tuple[float, float, bool]],
+    done: list[_Done],
 ) -> None:
     loop = asyncio.get_running_loop()
     reader: asyncio.StreamReader | None = None
@@ -341,50 +347,87 @@ async def _client(
         writer.close()
 
 
-async def _drive(
-    side: str,
-    ports: Sequence[int],
+async def _floor_client(
+    port: int,
+    context: ssl.SSLContext,
     tokens: Sequence[str],
-    clients: int,
+    offset: int,
+    deadline: float,
+    done: list[_Done],
+) -> None:
+    """The mobile floor, over and over: tokeninfo and profile at once, each on its own
+    kept-alive HTTPS connection through the delay proxy."""
+    loop = asyncio.get_running_loop()
+    host = f"127.0.0.1:{port}"
+    pairs = [
+        await asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname="127.0.0.1")
+        for _ in range(2)
+    ]
+    for _, writer in pairs:
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    (info_reader, info_writer), (profile_reader, profile_writer) = pairs
+    i = offset
+    try:
+        while loop.time() < deadline:
+            token = tokens[i % len(tokens)]
+            i += 1
+            began = loop.time()
+            info_writer.write(
+                f"GET /auth/o2/tokeninfo?access_token={quote(token, safe='')} HTTP/1.1\r\n"
+                f"Host: {host}\r\n\r\n".encode()
+            )
+            profile_writer.write(
+                f"GET /user/profile HTTP/1.1\r\nHost: {host}\r\n"
+                f"Authorization: Bearer {token}\r\n\r\n".encode()
+            )
+            info, profile = await asyncio.gather(_response(info_reader), _response(profile_reader))
+            ok = all(
+                status == b"200" and not close and b'"user_id"' in body
+                for status, close, body in (info, profile)
+            )
+            done.append((began, loop.time(), ok))
+            if not ok:
+                return
+    finally:
+        for _, writer in pairs:
+            writer.close()
+
+
+async def _drive(
+    clients: Sequence[Callable[[float, list[_Done]], Awaitable[None]]],
     warmup: float,
     seconds: float,
-    on_window: Any,
-    path: str | None,
-) -> tuple[float, float, list[tuple[float, float, bool]]]:
+    on_window: Callable[[int], None],
+) -> tuple[float, float, list[_Done]]:
+    """Run every client until the window's end; ``on_window`` at its start and end."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     window = (start + warmup, start + warmup + seconds)
-    done: list[tuple[float, float, bool]] = []
-    per_port = {port: [_request(side, port, t, path=path) for t in tokens] for port in ports}
+    done: list[_Done] = []
 
     async def mark(at: float, which: int) -> None:
         await asyncio.sleep(at - loop.time())
         await loop.run_in_executor(None, on_window, which)
 
-    tasks = [
-        _client(
-            side, path, ports[i % len(ports)], per_port[ports[i % len(ports)]], i, window[1], done
-        )
-        for i in range(clients)
-    ]
-    await asyncio.gather(*tasks, mark(window[0], 0), mark(window[1], 1))
+    await asyncio.gather(
+        *(client(window[1], done) for client in clients), mark(window[0], 0), mark(window[1], 1)
+    )
     return window[0], window[1], done
 
 
-def _phase(
-    pool: _Workers,
+def _measure(
     side: str,
     network: Network,
-    tokens: Sequence[str],
+    clients: Sequence[Callable[[float, list[_Done]], Awaitable[None]]],
     *,
-    clients: int,
     warmup: float,
     seconds: float,
-    path: str | None,
+    pids: dict[str, Sequence[int]],
     database_pid: int | None,
 ) -> LoadResult:
+    """Run ``clients`` and count what they got, and the CPU of every process, in the window."""
     pids = {
-        "app workers": [p.pid for p in pool.processes],
+        **pids,
         "emulator": [network.amazon.process.pid],
         "delay proxy": [network.proxy.process.pid],
         "load clients (bench)": [os.getpid()],
@@ -400,22 +443,74 @@ def _phase(
         cpu["whole machine"] = machine
         marks.append((cpu, network.stats()))
 
-    began, ended, done = asyncio.run(
-        _drive(side, pool.ports, tokens, clients, warmup, seconds, on_window, path)
-    )
+    began, ended, done = asyncio.run(_drive(clients, warmup, seconds, on_window))
     inside = [(start, end, ok) for start, end, ok in done if began <= end <= ended]
     (cpu0, (conn0, calls0)), (cpu1, (conn1, calls1)) = marks
+    cpu = {name: cpu1[name] - cpu0[name] for name in cpu0}
     return LoadResult(
         side=side,
-        workers=len(pool.processes),
-        clients=clients,
+        workers=len(pids.get("app workers", ())),
+        clients=len(clients),
         seconds=ended - began,
         signins=sum(1 for *_, ok in inside if ok),
         errors=sum(1 for *_, ok in inside if not ok),
         latencies_ms=[(end - start) * 1000 for start, end, ok in inside if ok],
         amazon_calls=calls1 - calls0,
         connections=conn1 - conn0,
-        cpu={name: cpu1[name] - cpu0[name] for name in cpu0},
+        cpu=cpu,
+    )
+
+
+def _phase(
+    pool: _Workers,
+    side: str,
+    network: Network,
+    tokens: Sequence[str],
+    *,
+    clients: int,
+    warmup: float,
+    seconds: float,
+    path: str | None,
+    database_pid: int | None,
+) -> LoadResult:
+    per_port = {port: [_request(side, port, t, path=path) for t in tokens] for port in pool.ports}
+    drivers = [
+        functools.partial(
+            _client,
+            side,
+            path,
+            pool.ports[i % len(pool.ports)],
+            per_port[pool.ports[i % len(pool.ports)]],
+            i,
+        )
+        for i in range(clients)
+    ]
+    return _measure(
+        side,
+        network,
+        drivers,
+        warmup=warmup,
+        seconds=seconds,
+        pids={"app workers": [p.pid for p in pool.processes]},
+        database_pid=database_pid,
+    )
+
+
+def run_floor_load(
+    network: Network, tokens: Sequence[str], *, clients: int, warmup: float, seconds: float
+) -> LoadResult:
+    """The throughput floor, measured: no app, ``clients`` bare clients each making the
+    mobile floor's two calls (tokeninfo and profile at once) through the delay proxy,
+    on kept-alive HTTPS connections, over and over.
+
+    What the emulator and the proxy (and this process's clients) can carry on
+    this machine with nothing else to run: no server of sign-ins can do more here.
+    """
+    context = ssl.create_default_context(cafile=str(network.tls.ca_bundle))
+    port = int(network.proxy.info["port"])
+    drivers = [functools.partial(_floor_client, port, context, tokens, i) for i in range(clients)]
+    return _measure(
+        "floor", network, drivers, warmup=warmup, seconds=seconds, pids={}, database_pid=None
     )
 
 

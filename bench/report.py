@@ -95,8 +95,6 @@ def rows_for(
     ours: dict[str, Any],
     stock: dict[str, Any],
     floor: dict[str, Any],
-    *,
-    clients: int,
 ) -> list[Row]:
     """The rows of one database; ``ours`` and ``stock`` hold each scenario's summary."""
     values: dict[str, tuple[Any, Any, Any]] = {}
@@ -137,18 +135,17 @@ def rows_for(
         stock["cpu"]["sequential_ms"],
         floor["mobile"]["cpu_ms"],
     )
-    # No process can answer faster than its clients ask: N clients, each
-    # waiting a floor round for every sign-in.
-    latency_bound = clients / (floor["mobile"]["p50_ms"] / 1000)
+    # Measured: bare clients making the mobile floor's two calls over the
+    # same proxy to the same emulator, as many at once as the load test's.
     values["load.signins_per_s"] = (
         ours["load"]["signins_per_s"],
         stock["load"]["signins_per_s"],
-        latency_bound,
+        floor["load"]["signins_per_s"],
     )
     values["load.p50_ms"] = (
         ours["load"]["p50_ms"],
         stock["load"]["p50_ms"],
-        floor["mobile"]["p50_ms"],
+        floor["load"]["p50_ms"],
     )
 
     targets: dict[str, list[Target]] = {
