@@ -31,6 +31,8 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("web.sql_writes", "  SQL writes per sign-in", ""),
     ("new_user.p50_ms", "new-user sign-in (mobile): p50", "ms"),
     ("new_user.p99_ms", "new-user sign-in (mobile): p99", "ms"),
+    ("new_user.amazon_calls", "  calls to Amazon per sign-in", ""),
+    ("new_user.new_connections", "  new TCP connections per sign-in", ""),
     ("new_user.sql_statements", "  SQL statements per sign-in", ""),
     ("new_user.sql_writes", "  SQL writes per sign-in", ""),
     ("cpu.per_signin_ms", "server CPU per mobile sign-in beyond Flask", "ms"),
