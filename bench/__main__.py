@@ -315,10 +315,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         notes.append("--quick: too few samples and clients to judge the targets.")
     notes[:0] = [
-        "floor: latency = the unavoidable calls on warm kept-alive connections (mobile: "
-        "tokeninfo and profile at once; web: token, then profile); counts = the least the task "
-        "needs; CPU = a bare requests client making the mobile calls, hot; sign-ins/s and p50 "
-        f"under load = {plan.clients} bare clients making the mobile calls at once, over and "
+        "floor: a bare client making only the unavoidable calls on warm kept-alive connections "
+        "(mobile: tokeninfo and profile at once; web: token, then profile), measured: latency, "
+        "calls to Amazon and new connections; it keeps no accounts, so it has no SQL (-); "
+        "CPU = a bare requests client making the mobile calls, hot; sign-ins/s and p50 under "
+        f"load = {plan.clients} bare clients making the mobile calls at once, over and "
         "over, on kept-alive connections through the same proxy to the same emulator, measured "
         "(what the emulator and the proxy can carry on this machine with no app).",
         "Latencies are the server's handling time (Flask test client, in process). CPU is "
