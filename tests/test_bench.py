@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 from bench.report import ROWS
@@ -30,8 +31,17 @@ def test_quick_bench_prints_the_table_and_writes_every_row(tmp_path: Path) -> No
     table = result.stdout
     assert "machine:" in table and "cores" in table
     assert "SQLite" in table and "PostgreSQL" not in table
-    for _key, label, _unit in ROWS:
-        assert label in table, f"row missing from the table: {label}"
+    # Rows of different scenarios share labels ("  calls to Amazon per
+    # sign-in"): count each label's lines in the database's block, so that a
+    # missing sub-row fails too.
+    lines = table.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("SQLite "))
+    block = lines[first + 2 : lines.index("", first)]
+    shown = Counter(f"{label} ({unit})" if unit else label for _key, label, unit in ROWS)
+    for text, expected in shown.items():
+        found = sum(1 for line in block if line.startswith(f"{text}  "))
+        assert found == expected, f"{text!r}: {found} rows in the SQLite block, not {expected}"
+    assert len(block) == len(ROWS), block
 
     document = json.loads(out.read_text())
     assert document["databases"] == ["sqlite"]
