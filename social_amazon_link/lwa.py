@@ -1,9 +1,12 @@
 """The one HTTP client for Amazon's Login with Amazon endpoints.
 
-Every call to Amazon goes through :class:`LWAClient`: one ``requests.Session``
-(kept-alive connections, so a sign-in does not pay a TCP and TLS handshake per
-call), one timeout policy, and one place (:func:`_check`) that turns every way
-a call can fail into an error of :mod:`social_amazon_link.errors`.
+Every call to Amazon goes through :class:`LWAClient`: kept-alive connections
+(so a sign-in does not pay a TCP and TLS handshake per call), one timeout
+policy, and one place (:func:`check_answer`) that turns every way a call can
+fail into an error of :mod:`social_amazon_link.errors`. The token exchange
+goes through a ``requests.Session`` (social-core's ``request()`` returns its
+answers); the two calls of every sign-in, profile and tokeninfo, go straight
+to urllib3, under requests, unless a proxy is set.
 
 Access tokens travel in the ``Authorization`` header, except for tokeninfo,
 whose only documented form is the query string; the client never logs a URL.
@@ -11,6 +14,7 @@ whose only documented form is the query string; the client never logs a URL.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -18,9 +22,11 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import requests
+import urllib3
+from certifi import where as default_ca_bundle
 from social_core.exceptions import ErrorStage
 from social_core.utils import redact_request_error
 
@@ -202,7 +208,31 @@ _CONFIG_ERRORS = {
 }
 
 
-def check_answer(response: requests.Response, endpoint: Endpoint) -> dict[str, Any]:
+class HTTPAnswer(Protocol):
+    """What :func:`check_answer` reads of an answer: a ``requests.Response`` has it."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Any: ...
+
+    def json(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """An answer urllib3 read whole, shaped like the ``requests.Response`` it stands for."""
+
+    status_code: int
+    headers: Any
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)  # ValueError when it is not JSON
+
+
+def check_answer(response: HTTPAnswer, endpoint: Endpoint) -> dict[str, Any]:
     """Map one HTTP answer to its JSON body or to this library's error."""
     stage = _STAGES[endpoint]
     status = response.status_code
@@ -300,6 +330,23 @@ class LWAClient:
         self.session.headers["Accept"] = "application/json"
         if user_agent:
             self.session.headers["User-Agent"] = user_agent
+        # Profile and tokeninfo, the calls of every sign-in, skip requests'
+        # bookkeeping (preparing, merging settings, cookies, hooks): it was
+        # the largest CPU cost left in a sign-in. Same certificates, same
+        # headers; through a proxy, requests does all the calls.
+        self._pool: urllib3.PoolManager | None = None
+        if not self.session.proxies:
+            self._pool = urllib3.PoolManager(
+                num_pools=4,
+                maxsize=pool_size,
+                retries=False,
+                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=timeout),
+                **_tls_options(verify),
+            )
+        self._headers = {
+            "Accept": "application/json",
+            "User-Agent": str(self.session.headers["User-Agent"]),
+        }
 
     def __repr__(self) -> str:
         return f"LWAClient({self.api_url!r})"
@@ -331,8 +378,20 @@ class LWAClient:
             redact_request_error(error, request_url=url)
             raise AmazonUnavailable(reason="request_failed", stage=stage) from error
 
-    def _get_json(self, endpoint: Endpoint, url: str, **kwargs: Any) -> dict[str, Any]:
-        return check_answer(self.send("GET", url, stage=_STAGES[endpoint], **kwargs), endpoint)
+    def _get_json(
+        self,
+        endpoint: Endpoint,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        stage = _STAGES[endpoint]
+        if self._pool is None:
+            answer: HTTPAnswer = self.send("GET", url, stage=stage, headers=headers, params=params)
+        else:
+            answer = _get(self._pool, url, stage, {**self._headers, **(headers or {})}, params)
+        return check_answer(answer, endpoint)
 
     # -- LWA endpoints -----------------------------------------------------
 
@@ -406,6 +465,48 @@ class LWAClient:
     def close(self) -> None:
         """Close the pooled connections."""
         self.session.close()
+        if self._pool is not None:
+            self._pool.clear()
+
+
+def _get(
+    pool: urllib3.PoolManager,
+    url: str,
+    stage: ErrorStage,
+    headers: dict[str, str],
+    params: dict[str, str] | None,
+) -> _Answer:
+    """``GET`` through urllib3; its failures become what ``LWAClient.send`` makes of requests'."""
+    try:
+        raw = pool.request("GET", url, fields=params, headers=headers, redirect=False)
+    except urllib3.exceptions.HTTPError as error:
+        redact_request_error(error, request_url=url)
+        raise AmazonUnavailable(reason=_failure(error), stage=stage) from error
+    return _Answer(raw.status, raw.headers, raw.data)
+
+
+def _tls_options(verify: bool | str) -> dict[str, Any]:
+    """urllib3's certificate settings for requests' ``verify``."""
+    if verify is False:
+        return {"cert_reqs": "CERT_NONE"}
+    bundle = default_ca_bundle() if verify is True else verify
+    where = "ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"
+    return {"cert_reqs": "CERT_REQUIRED", where: bundle}
+
+
+def _failure(error: urllib3.exceptions.HTTPError) -> str:
+    """The reason of a failed urllib3 call, named as for requests' errors in ``send``."""
+    # NewConnectionError is a ConnectTimeoutError too: a refused or
+    # unresolvable host is a failed connection, as requests has it.
+    if isinstance(error, urllib3.exceptions.NewConnectionError):
+        return "connection_failed"
+    if isinstance(error, urllib3.exceptions.TimeoutError):
+        return "timeout"
+    if isinstance(error, urllib3.exceptions.SSLError):
+        return "tls_error"
+    if isinstance(error, urllib3.exceptions.ProtocolError | urllib3.exceptions.ProxyError):
+        return "connection_failed"
+    return "request_failed"
 
 
 _clients: dict[tuple[Any, ...], LWAClient] = {}

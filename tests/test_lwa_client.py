@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
+import urllib3
 from social_core.exceptions import (
     AuthCredentialError,
     AuthProviderError,
     AuthResponseError,
 )
 
+from bench.amazon import serve_https
+from social_amazon_link.emulator import EmulatorServer
 from social_amazon_link.errors import (
     AmazonBadResponse,
     AmazonError,
@@ -301,3 +307,36 @@ def test_a_busy_tokeninfo_pool_does_not_stretch_a_sign_in_past_the_timeout(
         task.result(timeout=5)
     # The pool is free again: the next sign-in is answered.
     assert client.verified_profile(token, CLIENT_ID).user_id == ADA
+
+
+@pytest.fixture
+def https_emulator(lwa_emulator: Any, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The same emulator served over HTTPS with a throwaway CA: (its URL, the CA's bundle)."""
+    ca = trustme.CA()
+    chain, bundle = tmp_path / "chain.pem", tmp_path / "ca.pem"
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(chain))
+    ca.cert_pem.write_to_path(str(bundle))
+    server = EmulatorServer(lwa_emulator.server.app)
+    serve_https(server, str(chain))
+    with server.start():
+        yield server.url.replace("http://", "https://", 1), str(bundle)
+
+
+def test_https_calls_check_amazons_certificate(https_emulator, lwa_emulator, ada):
+    url, bundle = https_emulator
+    token = lwa_emulator.mint_token(CLIENT_ID, ada)
+    trusted = LWAClient(url, timeout=2, verify=bundle)
+    untrusted = LWAClient(url, timeout=2)  # the public CAs only
+    unchecked = LWAClient(url, timeout=2, verify=False)
+    try:
+        # Both calls of a sign-in, tokeninfo and profile, over TLS.
+        assert trusted.verified_profile(token, CLIENT_ID).user_id == ada
+        for call in (untrusted.profile, untrusted.tokeninfo):
+            with pytest.raises(AmazonUnavailable) as caught:
+                call(token)
+            assert caught.value.reason == "tls_error"
+        with pytest.warns(urllib3.exceptions.InsecureRequestWarning):
+            assert unchecked.profile(token).user_id == ada
+    finally:
+        for client in (trusted, untrusted, unchecked):
+            client.close()
