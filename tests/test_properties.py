@@ -67,16 +67,22 @@ def owned(serve_app, lwa_emulator):
     return app, owner_id
 
 
+def owner_token_answered_with(body: Any, lwa_emulator: Any, browser: Any) -> str:
+    """A token for OWNER whose next profile call answers ``body``; cookies cleared."""
+    token = lwa_emulator.mint_token(CLIENT_ID, OWNER)
+    lwa_emulator.clear_faults()
+    lwa_emulator.fault("profile", status=200, body=body, times=1)
+    browser.cookies.clear()
+    return token
+
+
 @slow
 @given(body=profile_bodies)
 def test_any_profile_answer_never_500_and_never_links_the_wrong_account(
     owned, lwa_emulator, browser, body
 ):
     app, owner_id = owned
-    token = lwa_emulator.mint_token(CLIENT_ID, OWNER)
-    lwa_emulator.clear_faults()
-    lwa_emulator.fault("profile", status=200, body=body, times=1)
-    browser.cookies.clear()
+    token = owner_token_answered_with(body, lwa_emulator, browser)
     answer = browser.post(f"{app.url}/client-token", data={"access_token": token})
     assert answer.status_code != 500
     links = {
@@ -312,10 +318,7 @@ def test_any_profile_answer_to_the_api_never_500_and_never_links_the_wrong_accou
     owned, lwa_emulator, browser, body
 ):
     app, owner_id = owned
-    token = lwa_emulator.mint_token(CLIENT_ID, OWNER)
-    lwa_emulator.clear_faults()
-    lwa_emulator.fault("profile", status=200, body=body, times=1)
-    browser.cookies.clear()
+    token = owner_token_answered_with(body, lwa_emulator, browser)
     answer, payload = post_json(browser, app, "token", {"access_token": token})
     key, value = outcome(payload)
     if key == "status":
