@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 
 from social_amazon_link.emulator import create_app as create_emulator
@@ -10,6 +11,34 @@ from social_amazon_link.emulator import serve
 
 from . import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, amazon_settings, create_app
 from .seed import AMAZON_IDENTITIES, seed
+
+#: Hosts a browser on this machine reaches the demo by: both names of loopback.
+LOOPBACK = ("127.0.0.1", "localhost")
+
+
+def redirect_uris(host: str, port: int) -> list[str]:
+    """The demo's callback URLs to register with the emulator.
+
+    The callback is built from the host the browser used, so a demo served on
+    loopback (or on every address) registers it under both names: a newcomer
+    opening ``http://localhost:5000/`` must get as far as one opening
+    ``http://127.0.0.1:5000/``.
+    """
+    hosts = dict.fromkeys([host, *LOOPBACK]) if _reached_by_loopback(host) else [host]
+    return [
+        f"http://{f'[{name}]' if ':' in name else name}:{port}/complete/amazon/" for name in hosts
+    ]
+
+
+def _reached_by_loopback(host: str) -> bool:
+    """Whether a browser here reaches a server bound to ``host`` through loopback."""
+    if host in LOOPBACK:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a host name
+    return address.is_loopback or address.is_unspecified
 
 
 def main() -> None:
@@ -28,7 +57,7 @@ def main() -> None:
                 {
                     "client_id": DEMO_CLIENT_ID,
                     "client_secret": DEMO_CLIENT_SECRET,
-                    "redirect_uris": [f"http://{args.host}:{args.port}/complete/amazon/"],
+                    "redirect_uris": redirect_uris(args.host, args.port),
                 }
             ],
         )

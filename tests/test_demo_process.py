@@ -88,6 +88,17 @@ def test_python_m_demo_serves_and_signs_in_with_amazon(tmp_path, db_kind, databa
         shown = dict(re.findall(r'id="account-(\w+)">([^<]*)<', account.text))
         assert shown["email"] == "ada@example.com"
         assert re.findall(r'class="amazon-uid">([^<]*)<', account.text) == [radios["user_id"][0]]
+
+        # Opened as localhost, not 127.0.0.1: the emulator knows that callback too.
+        other = requests.Session()
+        amazon = other.get(f"http://localhost:{port}/login/amazon/")
+        assert amazon.status_code == 200
+        assert "redirect_uri=http://localhost:" in amazon.url
+        action, fields, radios = first_form(amazon.text, amazon.url)
+        answer = other.post(
+            action, data={**fields, "user_id": radios["user_id"][0], "decision": "allow"}
+        )
+        assert answer.url == f"http://localhost:{port}/account"
     engine = create_engine(database_url)
     try:
         with engine.connect() as db:
