@@ -109,7 +109,27 @@ def prefill_registration(
     if values.get("name"):
         new_details["fullname"] = values["name"]
     return {
+        **_too_long_to_store(backend, new_details, fields),
         **{field: values[field] for field in fields if values.get(field)},
         "details": new_details,
         **DONE,
     }
+
+
+def _too_long_to_store(
+    backend: Any, details: dict[str, Any], validated: list[str]
+) -> dict[str, None]:
+    """The app's other ``USER_FIELDS`` whose profile value its column cannot hold, as None.
+
+    ``create_user`` takes them from the profile as they are (the postal code,
+    say, up to 32 characters from Amazon): one longer than the user model's
+    column is left out of the new account rather than failing its insert.
+    """
+    storage = backend.strategy.storage.user
+
+    def too_long(field: str) -> bool:
+        value, limit = details.get(field), storage.field_max_length(field)
+        return isinstance(value, str) and limit is not None and len(value) > limit
+
+    fields = backend.setting("USER_FIELDS", ())
+    return {field: None for field in fields if field not in validated and too_long(field)}

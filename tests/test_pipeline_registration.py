@@ -104,6 +104,20 @@ def test_postal_code_is_stored_only_when_its_scope_was_asked_for(
     assert extra.get("postal_code") == stored
 
 
+def test_a_postal_code_longer_than_its_column_is_left_out(serve_app, browser, lwa_emulator):
+    # Amazon's can be longer than the app's column (String(20) here).
+    lwa_emulator.add_identity(ADA, "Ada Lovelace", "ada@example.com", postal_code="1" * 25)
+    app = serve_app(
+        SOCIAL_AUTH_AMAZON_SCOPE=["profile", "postal_code"],
+        SOCIAL_AUTH_USER_FIELDS=["username", "email", "postal_code"],
+    )
+    me = sign_in(browser, app, ADA).json()
+    assert me["authenticated"] is True
+    rows = app.query("SELECT username, postal_code FROM users")
+    assert [tuple(row) for row in rows] == [("AdaLovelace", None)]
+    assert app.links() == [(me["id"], ADA)]
+
+
 def test_cancel_removes_the_paused_sign_in(serve_app, browser, ada):
     app = serve_app()
     app.add_user("AdaLovelace", "someone@example.com", "pw-123456")
