@@ -26,8 +26,9 @@ EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _UNUSED_HASH = generate_password_hash("no account has this password")
 #: The registration form's fields besides the password, each a column of users.
 FIELDS = ("username", "email", "name", "postal_code")
-#: Optional, but when given it looks like a postal code of some country.
-POSTAL_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 -]{1,19}")
+#: Optional, but when given it looks like a postal code of some country (and
+#: fits its column, :func:`_max_length`).
+POSTAL_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 -]+")
 
 #: How the account page words each security event of the linking flow.
 EVENT_LABELS = {
@@ -147,9 +148,10 @@ def _registration_errors(form: dict[str, str], password: str) -> dict[str, str]:
             errors["username"] = "3 to 40 letters, digits, dots, dashes or underscores."
         elif _username_taken(form["username"]):
             errors["username"] = "This username is taken."
-    postal_code = form["postal_code"]
-    if "postal_code" not in errors and postal_code and not POSTAL_CODE.fullmatch(postal_code):
-        errors["postal_code"] = "Letters, digits, spaces or dashes, at most 20."
+    postal_code, longest = form["postal_code"], _max_length("postal_code")
+    if "postal_code" not in errors and postal_code:
+        if len(postal_code) > longest or not POSTAL_CODE.fullmatch(postal_code):
+            errors["postal_code"] = f"Letters, digits, spaces or dashes, at most {longest}."
     if "email" not in errors and not EMAIL.fullmatch(form["email"]):
         errors["email"] = "Enter an email address."
     if "password" not in errors and len(password) < 8:
