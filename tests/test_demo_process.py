@@ -65,6 +65,16 @@ def python_m_demo(cwd: Path, port: int, emulator_port: int, **env: str) -> Itera
         process.wait(timeout=10)
 
 
+def allow_first_identity(
+    browser: requests.Session, amazon: requests.Response
+) -> tuple[requests.Response, str]:
+    """On the emulator's sign-in page: choose its first identity, Allow; (answer, user_id)."""
+    action, fields, radios = first_form(amazon.text, amazon.url)
+    user_id = radios["user_id"][0]
+    answer = browser.post(action, data={**fields, "user_id": user_id, "decision": "allow"})
+    return answer, user_id
+
+
 def test_python_m_demo_serves_and_signs_in_with_amazon(tmp_path, db_kind, database_url):
     port, emulator_port = free_port(), free_port()
     # A URL left in the shell by an earlier run: the demo uses the emulator it starts.
@@ -80,24 +90,18 @@ def test_python_m_demo_serves_and_signs_in_with_amazon(tmp_path, db_kind, databa
 
         amazon = browser.get(f"{base}/login/amazon/")
         assert amazon.url.startswith(f"http://127.0.0.1:{emulator_port}/ap/oa")
-        action, fields, radios = first_form(amazon.text, amazon.url)
-        account = browser.post(
-            action, data={**fields, "user_id": radios["user_id"][0], "decision": "allow"}
-        )
+        account, ada = allow_first_identity(browser, amazon)
         assert account.url == f"{base}/account"
         shown = dict(re.findall(r'id="account-(\w+)">([^<]*)<', account.text))
         assert shown["email"] == "ada@example.com"
-        assert re.findall(r'class="amazon-uid">([^<]*)<', account.text) == [radios["user_id"][0]]
+        assert re.findall(r'class="amazon-uid">([^<]*)<', account.text) == [ada]
 
         # Opened as localhost, not 127.0.0.1: the emulator knows that callback too.
         other = requests.Session()
         amazon = other.get(f"http://localhost:{port}/login/amazon/")
         assert amazon.status_code == 200
         assert "redirect_uri=http://localhost:" in amazon.url
-        action, fields, radios = first_form(amazon.text, amazon.url)
-        answer = other.post(
-            action, data={**fields, "user_id": radios["user_id"][0], "decision": "allow"}
-        )
+        answer, _ = allow_first_identity(other, amazon)
         assert answer.url == f"http://localhost:{port}/account"
     engine = create_engine(database_url)
     try:
@@ -106,7 +110,7 @@ def test_python_m_demo_serves_and_signs_in_with_amazon(tmp_path, db_kind, databa
             rows = db.execute(
                 text(f"{query} ON a.user_id = u.id WHERE u.email = :e"), {"e": "ada@example.com"}
             )
-            assert [tuple(row) for row in rows] == [("AdaLovelace", radios["user_id"][0])]
+            assert [tuple(row) for row in rows] == [("AdaLovelace", ada)]
     finally:
         engine.dispose()
 
