@@ -124,21 +124,51 @@ def _groups_cpu(
     return cpu, counted
 
 
-def _others_cpu(processes: dict[int, _Process], ours: set[tuple[int, int]]) -> float:
-    """CPU seconds so far of every other process, and of their children that ended.
+def _others_cpu(
+    before: dict[int, _Process], after: dict[int, _Process], ours: set[tuple[int, int]]
+) -> float:
+    """CPU seconds every other process used between two readings.
 
-    Counting each one's children that ended and were waited for makes the
-    difference between two readings hold the processes that started and
-    ended in between (a test suite's short-lived children): the parent's
-    count of them grows by their whole CPU, less what they had already used
-    at the first reading, when they were counted themselves.
+    Each process is compared with itself (a pid and its start time): what it
+    used since the first reading, or all it used when it started in between.
+    A process that ended in between is found in its parent's count of
+    children that were waited for, whole: what it had used before the first
+    reading is taken off again. One that no other process counts (its
+    parent is ours, or not to be seen from here) adds nothing: its last
+    moments are left to "kernel and unattributed". Before, the two readings'
+    sums were subtracted, and such a process took its whole life's CPU off
+    the others, which could then come out below zero.
     """
-    ticks = sum(
-        process.own + process.children
-        for pid, process in processes.items()
-        if (pid, process.started) not in ours
-    )
+    first = {(pid, process.started): process for pid, process in before.items()}
+    second = {(pid, process.started) for pid, process in after.items()}
+    ticks = 0
+    for pid, process in after.items():
+        key = (pid, process.started)
+        if key in ours:
+            continue
+        earlier = first.get(key)
+        ticks += process.own + process.children
+        if earlier is not None:
+            ticks -= earlier.own + earlier.children
+    for key, process in first.items():
+        if key in second or key in ours:
+            continue
+        parent = after.get(process.parent)
+        if parent is not None and (process.parent, parent.started) not in ours:
+            ticks -= process.own + process.children
     return ticks / _TICKS
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """What a load window's start or end found: CPU by group, and the processes."""
+
+    cpu: dict[str, float]
+    processes: dict[int, _Process]
+    #: The (pid, start) of every process in a group of ``cpu``.
+    ours: set[tuple[int, int]]
+    connections: int
+    amazon_calls: int
 
 
 @dataclass
@@ -433,20 +463,20 @@ def _measure(
         "load clients (bench)": [os.getpid()],
     }
     trees = {"database server": database_pid} if database_pid is not None else {}
-    marks: list[tuple[dict[str, float], tuple[int, int]]] = []
+    readings: list[_Reading] = []
 
     def on_window(_which: int) -> None:
         machine = _machine_busy_seconds()
         processes = _processes()
         cpu, ours = _groups_cpu(processes, pids, trees)
-        cpu["other processes"] = _others_cpu(processes, ours)
         cpu["whole machine"] = machine
-        marks.append((cpu, network.stats()))
+        readings.append(_Reading(cpu, processes, ours, *network.stats()))
 
     began, ended, done = asyncio.run(_drive(clients, warmup, seconds, on_window))
     inside = [(start, end, ok) for start, end, ok in done if began <= end <= ended]
-    (cpu0, (conn0, calls0)), (cpu1, (conn1, calls1)) = marks
-    cpu = {name: cpu1[name] - cpu0[name] for name in cpu0}
+    first, last = readings
+    cpu = {name: last.cpu[name] - first.cpu[name] for name in first.cpu}
+    cpu["other processes"] = _others_cpu(first.processes, last.processes, first.ours | last.ours)
     return LoadResult(
         side=side,
         workers=len(pids.get("app workers", ())),
@@ -455,8 +485,8 @@ def _measure(
         signins=sum(1 for *_, ok in inside if ok),
         errors=sum(1 for *_, ok in inside if not ok),
         latencies_ms=[(end - start) * 1000 for start, end, ok in inside if ok],
-        amazon_calls=calls1 - calls0,
-        connections=conn1 - conn0,
+        amazon_calls=last.amazon_calls - first.amazon_calls,
+        connections=last.connections - first.connections,
         cpu=cpu,
     )
 

@@ -52,3 +52,31 @@ def test_quick_bench_prints_the_table_and_writes_every_row(tmp_path: Path) -> No
         assert row["ours"] is not None, row["key"]
         assert row["stock"] is not None, row["key"]
     assert document["targets"]["passed"] + document["targets"]["missed"] > 0
+
+
+def test_other_processes_count_only_what_they_used_between_the_readings() -> None:
+    from bench.load import _TICKS, _others_cpu, _Process
+
+    bench_pid, shell, job, leaving_worker, newcomer = 10, 20, 21, 30, 40
+    ours = {(bench_pid, 1)}
+    before = {
+        bench_pid: _Process(parent=1, started=1, own=500, children=0),
+        # Something else running: a shell with a job of its own.
+        shell: _Process(parent=1, started=2, own=100, children=0),
+        job: _Process(parent=shell, started=3, own=40, children=0),
+        # A child of the bench's, about to end.
+        leaving_worker: _Process(parent=bench_pid, started=4, own=900, children=0),
+    }
+    after = {
+        bench_pid: _Process(parent=1, started=1, own=600, children=960),
+        # The job ended (it had used 40 + 10 ticks), and a short batch (25
+        # ticks) started and ended in between: the shell waited for both.
+        shell: _Process(parent=1, started=2, own=105, children=50 + 25),
+        # A process that started in between and still runs: counted whole.
+        newcomer: _Process(parent=1, started=9, own=7, children=0),
+    }
+
+    # The shell's 5, the job's last 10, the batch's 25 and the newcomer's 7.
+    # The bench's child used its last 60 ticks in the bench's own children:
+    # no other process holds them, and its 900 are not taken off the others.
+    assert _others_cpu(before, after, ours) * _TICKS == 5 + 10 + 25 + 7
