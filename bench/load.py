@@ -135,9 +135,8 @@ def _others_cpu(
     children that were waited for, whole: what it had used before the first
     reading is taken off again. One that no other process counts (its
     parent is ours, or not to be seen from here) adds nothing: its last
-    moments are left to "kernel and unattributed". Before, the two readings'
-    sums were subtracted, and such a process took its whole life's CPU off
-    the others, which could then come out below zero.
+    moments are left to "kernel and unattributed" (subtracting the two
+    readings' sums would take its whole life's CPU off the others instead).
     """
     first = {(pid, process.started): process for pid, process in before.items()}
     second = {(pid, process.started) for pid, process in after.items()}

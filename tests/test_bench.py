@@ -57,7 +57,7 @@ def test_quick_bench_prints_the_table_and_writes_every_row(tmp_path: Path) -> No
 def test_other_processes_count_only_what_they_used_between_the_readings() -> None:
     from bench.load import _TICKS, _others_cpu, _Process
 
-    bench_pid, shell, job, leaving_worker, newcomer = 10, 20, 21, 30, 40
+    bench_pid, shell, job, leaving_child, newcomer = 10, 20, 21, 30, 40
     ours = {(bench_pid, 1)}
     before = {
         bench_pid: _Process(parent=1, started=1, own=500, children=0),
@@ -65,7 +65,7 @@ def test_other_processes_count_only_what_they_used_between_the_readings() -> Non
         shell: _Process(parent=1, started=2, own=100, children=0),
         job: _Process(parent=shell, started=3, own=40, children=0),
         # A child of the bench's, about to end.
-        leaving_worker: _Process(parent=bench_pid, started=4, own=900, children=0),
+        leaving_child: _Process(parent=bench_pid, started=4, own=900, children=0),
     }
     after = {
         bench_pid: _Process(parent=1, started=1, own=600, children=960),
