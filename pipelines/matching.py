@@ -26,7 +26,7 @@ from social_amazon_link.errors import (
     WrongCode,
     WrongPassword,
 )
-from social_amazon_link.text import has_control_characters, storable
+from social_amazon_link.text import plain, storable
 
 from .events import LINK_REFUSED, LOCKED_OUT, WRONG_PASSWORD, record
 from .pause import DONE, answer_of, pause, resumed_prompt
@@ -117,7 +117,7 @@ def match_by_email_require_password(
             # The accounts changed since the code was sent: start over.
             return _ask(backend, pipeline_index, details, candidates, dict(kwargs, uid=uid))
         code = str(answer.get("code") or "").strip()
-        if not code or not storable(code) or has_control_characters(code):
+        if not code or not plain(code):
             raise InvalidRequest("Enter the code we emailed you.", backend=backend)
         tried = _reserve_try(backend, account, uid)
         # The code this pause sent, and no other: one sent to the same address

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from social_amazon_link.errors import RegistrationInvalid
-from social_amazon_link.text import has_control_characters, one_line, storable, valid_email
+from social_amazon_link.text import one_line, plain, valid_email
 
 from .pause import DONE, answer_of, pause, resumed_prompt
 
@@ -38,7 +38,7 @@ def validate_registration(
     for field, value in values.items():
         # Checked before any query: PostgreSQL cannot even compare some of these.
         limit = storage.field_max_length(field)
-        if not storable(value) or has_control_characters(value):
+        if not plain(value):
             errors[field] = "Remove the control characters."
         elif limit is not None and len(value) > limit:
             errors[field] = f"Use at most {limit} characters."

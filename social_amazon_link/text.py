@@ -11,12 +11,22 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["EMAIL_MAX_LENGTH", "has_control_characters", "one_line", "storable", "valid_email"]
+__all__ = [
+    "EMAIL_MAX_LENGTH",
+    "has_control_characters",
+    "one_line",
+    "plain",
+    "shown",
+    "storable",
+    "valid_email",
+]
 
 #: The longest address SMTP allows (RFC 5321 path limit).
 EMAIL_MAX_LENGTH = 254
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+#: A control character (Unicode category Cc, NUL included) or a lone surrogate.
+_CONTROL_OR_SURROGATE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def storable(value: str) -> bool:
@@ -33,6 +43,18 @@ def storable(value: str) -> bool:
 def has_control_characters(value: str) -> bool:
     """Whether ``value`` holds a control character (Unicode category Cc, NUL included)."""
     return any(unicodedata.category(char) == "Cc" for char in value)
+
+
+def plain(value: str) -> bool:
+    """Whether ``value`` is storable and holds no control character: what a
+    typed field or code may be."""
+    return _CONTROL_OR_SURROGATE.search(value) is None
+
+
+def shown(value: str) -> str:
+    """``value`` fit to quote back in a message: each control character and
+    lone surrogate as U+FFFD."""
+    return _CONTROL_OR_SURROGATE.sub("\ufffd", value)
 
 
 def one_line(value: str) -> str:

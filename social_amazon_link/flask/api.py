@@ -62,7 +62,7 @@ from pipelines.pause import ANSWER_KEY, prompt_of
 from pipelines.registration import DEFAULT_REQUIRED_FIELDS, FORM_FIELDS
 
 from ..errors import AmazonError, InvalidPartial, InvalidRequest, error_status
-from ..text import has_control_characters, storable
+from ..text import has_control_characters, shown, storable
 from .paused import PROMPT_KINDS, PausedSignIn, load_paused
 
 __all__ = ["MAX_BODY_BYTES", "MAX_FIELD_LENGTH", "bp"]
@@ -98,9 +98,6 @@ _STATUS = {
 # page, and its routing 405 never reaches a blueprint's error handlers.
 _METHODS = ["GET", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
 _ALL_METHODS = ["POST", *_METHODS]
-# What a message must not quote back: control characters (Unicode category
-# Cc) and lone surrogates.
-_UNSHOWABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 # -- the endpoints -------------------------------------------------------------
@@ -423,7 +420,7 @@ def _text(
 
 def _shown(name: str) -> str:
     """A field name the client sent, fit to quote back in a message."""
-    return _UNSHOWABLE.sub("\ufffd", name[:64])
+    return shown(name[:64])
 
 
 def _prompt_fields(kind: str, backend: Any) -> tuple[str, ...]:
