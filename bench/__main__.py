@@ -26,11 +26,10 @@ from .apps import (
     CLIENT_SECRET,
     SIDES,
     build,
-    database_server_pid,
     databases,
     settings,
 )
-from .load import BUSY_CORES, run_floor_load, run_load
+from .load import BUSY_CORES, database_server_pid, run_floor_load, run_load
 from .network import REPO, Network
 from .report import ROWS, Row, machine, render, rows_for
 from .signins import (

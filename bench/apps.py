@@ -25,7 +25,7 @@ from typing import Any
 from flask import Flask, jsonify
 from social_core.backends import utils as backend_utils
 from social_core.pipeline import DEFAULT_AUTH_PIPELINE
-from sqlalchemy import Engine, NullPool, create_engine, event, make_url, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 
 from tests import sample_app
 
@@ -35,7 +35,6 @@ __all__ = [
     "BenchApp",
     "SQLCounter",
     "build",
-    "database_server_pid",
     "databases",
     "settings",
 ]
@@ -157,26 +156,3 @@ def databases(kind: str, workdir: Path, postgres_url: str | None) -> Iterator[di
             for name in names.values():
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-def database_server_pid(postgres_url: str) -> int | None:
-    """The pid of the PostgreSQL server's postmaster, if it runs on this machine.
-
-    A backend's parent is the postmaster: ask the server which backend
-    serves us and read that one's parent from ``/proc``. None when the
-    server is elsewhere (``TEST_POSTGRES_URL`` naming another host).
-    """
-    engine = create_engine(postgres_url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            backend = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
-            stat = Path(f"/proc/{backend}/stat")
-            if not stat.exists():
-                return None
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-    finally:
-        engine.dispose()
-    name = Path(f"/proc/{parent}/comm")
-    return (
-        parent if name.exists() and name.read_text().strip() in ("postgres", "postmaster") else None
-    )

@@ -33,11 +33,12 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+from sqlalchemy import NullPool, create_engine, text
 
 from .network import REPO, Network
 from .signins import percentile
 
-__all__ = ["BUSY_CORES", "LoadResult", "run_floor_load", "run_load"]
+__all__ = ["BUSY_CORES", "LoadResult", "database_server_pid", "run_floor_load", "run_load"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 #: A phase during which the machine's other processes kept more than this
@@ -70,24 +71,49 @@ class _Process:
     children: int
 
 
+def _process(pid: int) -> _Process | None:
+    """One process now, from ``/proc/PID/stat``; None when there is none."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None  # ended meanwhile, or never was
+    # After the name, which is in parentheses and may hold anything.
+    fields = stat.rsplit(")", 1)[1].split()
+    return _Process(
+        parent=int(fields[1]),
+        started=int(fields[19]),
+        own=int(fields[11]) + int(fields[12]),
+        children=int(fields[13]) + int(fields[14]),
+    )
+
+
 def _processes() -> dict[int, _Process]:
-    """Every process on the machine now, from ``/proc/PID/stat``."""
+    """Every process on the machine now."""
     found = {}
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue  # ended meanwhile
-        fields = stat.rsplit(")", 1)[1].split()
-        found[int(entry.name)] = _Process(
-            parent=int(fields[1]),
-            started=int(fields[19]),
-            own=int(fields[11]) + int(fields[12]),
-            children=int(fields[13]) + int(fields[14]),
-        )
+        if entry.name.isdigit() and (process := _process(int(entry.name))) is not None:
+            found[int(entry.name)] = process
     return found
+
+
+def database_server_pid(postgres_url: str) -> int | None:
+    """The pid of the PostgreSQL server's postmaster, if it runs on this machine.
+
+    A backend's parent is the postmaster: ask the server which backend
+    serves us and read that one's parent from ``/proc``. None when the
+    server is elsewhere (``TEST_POSTGRES_URL`` naming another host).
+    """
+    engine = create_engine(postgres_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            backend = _process(int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one()))
+    finally:
+        engine.dispose()
+    if backend is None:
+        return None
+    name = Path(f"/proc/{backend.parent}/comm")
+    found = name.exists() and name.read_text().strip() in ("postgres", "postmaster")
+    return backend.parent if found else None
 
 
 def _tree(processes: dict[int, _Process], root: int) -> set[int]:
