@@ -119,7 +119,7 @@ def _to_account() -> Response:
 
 
 def _find_user(username: str) -> User | None:
-    """The account signing in, or None for a name no account can have."""
+    """The account with this username (in any case), or None: none has it, or none could."""
     username = username.strip()
     # Not even a query: PostgreSQL refuses a NUL in a string (an error, not
     # "no such user"), and a name longer than the column matches nothing.
@@ -146,7 +146,7 @@ def _registration_errors(form: dict[str, str], password: str) -> dict[str, str]:
     if "username" not in errors:
         if not USERNAME.fullmatch(form["username"]):
             errors["username"] = "3 to 40 letters, digits, dots, dashes or underscores."
-        elif _username_taken(form["username"]):
+        elif _find_user(form["username"]) is not None:
             errors["username"] = "This username is taken."
     postal_code, longest = form["postal_code"], _max_length("postal_code")
     if "postal_code" not in errors and postal_code:
@@ -157,11 +157,6 @@ def _registration_errors(form: dict[str, str], password: str) -> dict[str, str]:
     if "password" not in errors and len(password) < 8:
         errors["password"] = "At least 8 characters."
     return errors
-
-
-def _username_taken(username: str) -> bool:
-    query = select(User.id).where(func.lower(User.username) == username.lower())
-    return _db().scalars(query).first() is not None
 
 
 def _max_length(column: str) -> int:
