@@ -28,9 +28,9 @@ screenshots: $(STAMP)
 	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/test_browser.py --db sqlite
 
 lint: $(STAMP)
-	$(BIN)/ruff check social_amazon_link pipelines demo tests bench
-	$(BIN)/ruff format --check social_amazon_link pipelines demo tests bench
-	$(BIN)/mypy
+	$(BIN)/ruff check social_amazon_link pipelines demo tests bench tools
+	$(BIN)/ruff format --check social_amazon_link pipelines demo tests bench tools tools
+	$(BIN)/python tools/typecheck.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

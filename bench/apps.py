@@ -5,8 +5,9 @@ Flask-Login, ``init_app``), the same strategy and the same SQLAlchemy storage
 (``social_amazon_link.flask.storage``). They differ only in the backend and
 the pipeline:
 
-- ours: ``social_amazon_link.backend.AmazonOAuth2`` and ``pipelines.AMAZON_PIPELINE``
-  (what ``init_app`` selects), mobile sign-in through ``POST /api/amazon/token``;
+- ours: ``social_amazon_link.backend.AmazonOAuth2`` and
+  ``social_amazon_link.pipelines.AMAZON_PIPELINE`` (what ``init_app`` selects),
+  mobile sign-in through ``POST /api/amazon/token``;
 - stock: social-core's ``AmazonOAuth2`` (:mod:`bench.stock`, aimed at the
   proxy) and ``DEFAULT_AUTH_PIPELINE``, mobile sign-in through the sample
   app's ``POST /client-token`` (``backend.do_auth(token)`` and ``login_user``

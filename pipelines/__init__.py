@@ -30,7 +30,7 @@ __all__ = [
 AMAZON_PIPELINE = (
     # Rule 2: the profile Amazon returned to this server (never to the
     # client), validated; tokens removed from what a pause would store.
-    "pipelines.fetch_profile",
+    "social_amazon_link.pipelines.fetch_profile",
     # social-core: the profile as details (username, email, names).
     "social_core.pipeline.social_auth.social_details",
     # social-core: the uid is Amazon's permanent user_id.
@@ -39,22 +39,22 @@ AMAZON_PIPELINE = (
     "social_core.pipeline.social_auth.auth_allowed",
     # Rule 3: this Amazon account is linked already: that user signs in
     # (identity_in_use when a signed-in user connects someone else's).
-    "pipelines.match_by_uid",
+    "social_amazon_link.pipelines.match_by_uid",
     # Rule 4: local accounts with this email: the local password (or an
     # emailed code) first, and only then a link. Never the email alone.
-    "pipelines.match_by_email_require_password",
+    "social_amazon_link.pipelines.match_by_email_require_password",
     # Rule 5: no account: the new account's fields from the profile, with a
     # prefilled form when one is missing, invalid or taken.
-    "pipelines.prefill_registration",
+    "social_amazon_link.pipelines.prefill_registration",
     # social-core: create the account from those fields.
     "social_core.pipeline.user.create_user",
     # social-core: write the link (provider "amazon", uid = user_id).
     "social_core.pipeline.social_auth.associate_user",
     # Record the new link and how it was earned.
-    "pipelines.record_link",
+    "social_amazon_link.pipelines.record_link",
     # Rule 6: keep the local email current, unless another account holds it
     # (before load_extra_data, which stores the email it compares against).
-    "pipelines.update_email",
+    "social_amazon_link.pipelines.update_email",
     # social-core: refresh the link's extra_data (user_id, email, postal_code).
     "social_core.pipeline.social_auth.load_extra_data",
 )
@@ -67,5 +67,5 @@ AMAZON_DISCONNECT_PIPELINE = (
     # social-core: remove them.
     "social_core.pipeline.disconnect.disconnect",
     # Record each removed link.
-    "pipelines.record_unlink",
+    "social_amazon_link.pipelines.record_unlink",
 )

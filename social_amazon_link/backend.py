@@ -49,7 +49,7 @@ class AmazonOAuth2(BaseOAuth2[Any]):
         ("refresh_token", "refresh_token", True),
         ("user_id", "user_id"),
         ("postal_code", "postal_code"),
-        # The email Amazon gave last, so pipelines.update_email can tell when
+        # The email Amazon gave last, so social_amazon_link.pipelines.update_email can tell when
         # it changed on Amazon.
         ("email", "email"),
     ]
@@ -218,7 +218,7 @@ class AmazonOAuth2(BaseOAuth2[Any]):
 
         A login needs no Amazon token once the profile is fetched, so by
         default none is stored (social-core's backend stored both). With
-        ``STORE_TOKENS = True`` the tokens that ``pipelines.fetch_profile``
+        ``STORE_TOKENS = True`` the tokens that ``social_amazon_link.pipelines.fetch_profile``
         sealed are opened and stored as social-core stored them, for apps
         that call Amazon's APIs on the person's behalf.
         """

@@ -17,8 +17,9 @@ from cryptography.fernet import Fernet, InvalidToken
 
 __all__ = ["SEALED_TOKENS_KEY", "seal", "unseal"]
 
-#: The pipeline keyword that carries the sealed tokens (``pipelines.fetch_profile``
-#: writes it, the backend's ``extra_data`` reads it).
+#: The pipeline keyword that carries the sealed tokens (the step
+#: ``social_amazon_link.pipelines.fetch_profile`` writes it, the backend's
+#: ``extra_data`` reads it).
 SEALED_TOKENS_KEY = "amazon_sealed_tokens"
 
 _CONTEXT = b"social-amazon-link/sealed-tokens/v1\x00"

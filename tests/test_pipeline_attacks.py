@@ -11,8 +11,8 @@ import json
 from typing import Any
 
 import pytest
+from social_amazon_link.pipelines import AMAZON_PIPELINE
 
-from pipelines import AMAZON_PIPELINE
 from tests import sample_app
 from tests.flows import answer_prompt, consent, sign_in, start_sign_in
 

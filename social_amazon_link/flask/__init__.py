@@ -24,8 +24,8 @@ from social_core.utils import PARTIAL_TOKEN_SESSION_NAME
 from social_flask.utils import load_strategy
 from sqlalchemy.orm import Session, scoped_session
 
-from pipelines import AMAZON_DISCONNECT_PIPELINE, AMAZON_PIPELINE
-from pipelines.pause import prompt_of
+from social_amazon_link.pipelines import AMAZON_DISCONNECT_PIPELINE, AMAZON_PIPELINE
+from social_amazon_link.pipelines.pause import prompt_of
 
 from ..errors import AmazonError, InvalidPartial, InvalidRequest, TooManyAttempts, error_status
 from .api import bp as api_views

@@ -58,8 +58,8 @@ from social_flask.utils import load_backend, load_strategy
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
-from pipelines.pause import ANSWER_KEY, prompt_of
-from pipelines.registration import DEFAULT_REQUIRED_FIELDS, FORM_FIELDS
+from social_amazon_link.pipelines.pause import ANSWER_KEY, prompt_of
+from social_amazon_link.pipelines.registration import DEFAULT_REQUIRED_FIELDS, FORM_FIELDS
 
 from ..errors import AmazonError, InvalidPartial, InvalidRequest, error_status
 from ..text import has_control_characters, shown, storable

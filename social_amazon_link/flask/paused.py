@@ -1,7 +1,7 @@
 """Loading a paused sign-in back: the rules every resume must pass.
 
 The HTML prompts (:mod:`.views`) and the JSON API (:mod:`.api`) both resume a
-sign-in that ``pipelines.pause`` stored. Both must refuse the same things, so
+sign-in that ``social_amazon_link.pipelines.pause`` stored. Both must refuse the same things, so
 the checks live here, once:
 
 - the partial exists and waits for a prompt this caller can answer,
@@ -22,13 +22,13 @@ from flask import url_for
 from social_core.utils import PARTIAL_TOKEN_SESSION_NAME, constant_time_compare
 from social_flask.utils import load_backend, load_strategy
 
-from pipelines.pause import prompt_expired, prompt_of
+from social_amazon_link.pipelines.pause import prompt_expired, prompt_of
 
 from ..errors import InvalidPartial
 
 __all__ = ["PROMPT_KINDS", "PausedSignIn", "load_paused"]
 
-#: Every prompt ``pipelines`` can pause on.
+#: Every prompt ``social_amazon_link.pipelines`` can pause on.
 PROMPT_KINDS = ("password", "email_code", "registration")
 
 
@@ -41,7 +41,7 @@ class PausedSignIn:
     backend: Any
     #: social-core's partial, as ``strategy.partial_load`` returned it (detached).
     partial: Any
-    #: What the pause waits for: ``pipelines.pause.prompt_of(partial)``.
+    #: What the pause waits for: ``social_amazon_link.pipelines.pause.prompt_of(partial)``.
     prompt: dict[str, Any]
 
     @property

@@ -1,12 +1,13 @@
 """The pages a paused sign-in waits on: the password prompt and the prefilled registration.
 
-``pipelines.match_by_email_require_password`` and ``pipelines.prefill_registration``
-pause the pipeline and redirect here (``LINK_PASSWORD_URL``,
-``LINK_REGISTRATION_URL``). Each page shows the prompt stored with the pause;
-its form posts back here, and the sign-in resumes through social-core's
-``do_complete``. A wrong answer shows the form again with the reason; a pause
-that is unknown, expired or from another session is refused and removed
-(:func:`.paused.load_paused`, the checks the JSON API applies too).
+``social_amazon_link.pipelines.match_by_email_require_password`` and
+``social_amazon_link.pipelines.prefill_registration`` pause the pipeline
+and redirect here (``LINK_PASSWORD_URL``, ``LINK_REGISTRATION_URL``). Each
+page shows the prompt stored with the pause; its form posts back here, and
+the sign-in resumes through social-core's ``do_complete``. A wrong answer
+shows the form again with the reason; a pause that is unknown, expired or
+from another session is refused and removed (:func:`.paused.load_paused`,
+the checks the JSON API applies too).
 
 Override the look by putting ``social_amazon_link/password.html`` or
 ``social_amazon_link/register.html`` in the app's templates folder.
@@ -21,7 +22,7 @@ from flask.typing import ResponseReturnValue
 from social_core.actions import do_complete
 from social_flask.routes import do_login
 
-from pipelines.pause import ANSWER_KEY
+from social_amazon_link.pipelines.pause import ANSWER_KEY
 
 from ..errors import (
     InvalidPartial,
