@@ -60,6 +60,7 @@ from .accounts import has_usable_password
 from .text import storable
 
 __all__ = [
+    "DEFAULT_EVENTS_MAX_AGE",
     "SQLAlchemyStorage",
     "SocialModels",
     "bind_session",
@@ -81,6 +82,10 @@ def _session() -> AnySession:
     if _session_provider is None:
         raise RuntimeError("no session bound: call init_social(app, session) first")
     return _session_provider()
+
+
+#: How long link events are kept (``LINK_EVENTS_MAX_AGE``): a year.
+DEFAULT_EVENTS_MAX_AGE = 365 * 24 * 3600
 
 
 def _now() -> datetime:
@@ -571,29 +576,60 @@ class SQLAlchemyStorage(BaseStorage):
 
     @classmethod
     def purge(
-        cls, *, state_max_age: int = 1800, pause_max_age: int = 900, now: float | None = None
+        cls,
+        *,
+        state_max_age: int = 1800,
+        pause_max_age: int = 900,
+        lockout_seconds: int = 900,
+        events_max_age: int = DEFAULT_EVENTS_MAX_AGE,
+        now: float | None = None,
     ) -> dict[str, int]:
-        """Delete what abandoned sign-ins left behind; returns the count per table.
+        """Delete what abandoned sign-ins and old events left behind; returns the count per table.
 
         A sign-in started and never completed leaves its OAuth2 state nonce;
         a pause never answered leaves its partial, and the emailed code it
         sent. None can be used once older than its lifetime (social-core's
         ``STATE_LIFETIME``, this library's ``LINK_PROMPT_MAX_AGE``: a code
-        counts only for the pause that sent it), so they go. Run it now and
-        then (``flask amazon-link purge``).
+        counts only for the pause that sent it), so they go. A password-attempt
+        counter goes once it counts nothing any more: no lock running and its
+        last failure older than ``LINK_LOCKOUT_SECONDS`` (the next try starts
+        from zero either way). Link events go once older than ``events_max_age``
+        (``LINK_EVENTS_MAX_AGE``; 0 keeps them forever). Run it from cron
+        (``flask amazon-link purge``).
         """
         now = time.time() if now is None else now
         cutoff = datetime.fromtimestamp(now - pause_max_age, UTC)
+        attempts = cls.link_attempts.__table__
         with _writing() as session:
             nonces = session.execute(
                 delete(cls.nonce).where(cls.nonce.timestamp < int(now - state_max_age))
             )
             partials = session.execute(delete(cls.partial).where(cls.partial.timestamp < cutoff))
             codes = session.execute(delete(cls.code).where(cls.code.timestamp < cutoff))
+            counters = session.execute(
+                delete(attempts).where(
+                    attempts.c.locked_until <= int(now),
+                    # 0: reserve() created the row and is about to count
+                    # on it (a second transaction); never pulled from under it.
+                    attempts.c.last_failure_at > 0,
+                    attempts.c.last_failure_at < int(now) - lockout_seconds,
+                )
+            )
+            events = (
+                session.execute(
+                    delete(cls.link_events).where(
+                        cls.link_events.created < datetime.fromtimestamp(now - events_max_age, UTC)
+                    )
+                )
+                if events_max_age > 0
+                else None
+            )
         return {
             "nonces": int(getattr(nonces, "rowcount", 0)),
             "partials": int(getattr(partials, "rowcount", 0)),
             "codes": int(getattr(codes, "rowcount", 0)),
+            "attempts": int(getattr(counters, "rowcount", 0)),
+            "events": int(getattr(events, "rowcount", 0)),
         }
 
 

@@ -28,6 +28,7 @@ from social_amazon_link.pipelines import AMAZON_DISCONNECT_PIPELINE, AMAZON_PIPE
 from social_amazon_link.pipelines.pause import prompt_of
 
 from ..errors import AmazonError, InvalidPartial, InvalidRequest, TooManyAttempts, error_status
+from ..sqlalchemy_storage import DEFAULT_EVENTS_MAX_AGE
 from .api import bp as api_views
 from .csrf import check_csrf, csrf_token
 from .storage import init_social
@@ -127,7 +128,7 @@ cli = AppGroup("amazon-link", help="Login with Amazon maintenance.")
 
 @cli.command("purge")
 def purge_command() -> None:
-    """Delete OAuth2 states and paused sign-ins too old to be used."""
+    """Delete OAuth2 states, paused sign-ins, attempt counters and events too old to matter."""
     from .storage import FlaskStorage
 
     def setting(name: str, default: int) -> int:
@@ -139,10 +140,13 @@ def purge_command() -> None:
     counts = FlaskStorage.purge(
         state_max_age=setting("STATE_LIFETIME", 1800),
         pause_max_age=setting("LINK_PROMPT_MAX_AGE", 900),
+        lockout_seconds=setting("LINK_LOCKOUT_SECONDS", 900),
+        events_max_age=setting("LINK_EVENTS_MAX_AGE", DEFAULT_EVENTS_MAX_AGE),
     )
     click.echo(
         f"purged {counts['nonces']} OAuth2 states, {counts['partials']} paused sign-ins, "
-        f"{counts['codes']} emailed codes"
+        f"{counts['codes']} emailed codes, {counts['attempts']} password-attempt counters, "
+        f"{counts['events']} link events"
     )
 
 
