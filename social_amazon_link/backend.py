@@ -130,6 +130,12 @@ class AmazonOAuth2(BaseOAuth2[Any]):
 
     # -- HTTP: everything goes through the shared LWA client -------------------
 
+    def end_transaction(self) -> None:
+        """Before a call to Amazon: no database transaction waits on it (the storage's hook)."""
+        end = getattr(getattr(self.strategy, "storage", None), "end_transaction", None)
+        if callable(end):
+            end()
+
     def request(
         self,
         url: str,
@@ -145,6 +151,7 @@ class AmazonOAuth2(BaseOAuth2[Any]):
     ) -> Any:
         # social-core calls requests.request() here, one new connection per
         # call; route its generic paths (revoke, refresh) through our session.
+        self.end_transaction()
         response = self.lwa.send(
             method,
             url,
@@ -175,11 +182,13 @@ class AmazonOAuth2(BaseOAuth2[Any]):
         stage: ErrorStage = "token_exchange",
     ) -> dict[str, Any]:
         """Exchange the authorization code; remember the token we obtained."""
+        self.end_transaction()
         response = self.lwa.request_token(data or params or {}, auth=auth, url=url)
         self._exchanged_token = response["access_token"]
         return response
 
     def refresh_token(self, token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self.end_transaction()
         return self.lwa.request_token(
             self.refresh_token_params(token, *args, **kwargs),
             url=self.refresh_token_url(),  # type: ignore[no-untyped-call]
@@ -194,6 +203,7 @@ class AmazonOAuth2(BaseOAuth2[Any]):
         LWA SDK): tokeninfo must say it was issued to our ``KEY`` before its
         profile is trusted, or any app's token would sign in here.
         """
+        self.end_transaction()
         exchanged = self._exchanged_token
         if exchanged is not None and constant_time_compare(access_token, exchanged):
             profile = self.lwa.profile(access_token)

@@ -19,6 +19,7 @@ from social_core.exceptions import (
     AuthCanceled,
     AuthConfigurationError,
     AuthCredentialError,
+    AuthException,
     AuthInputError,
     AuthPolicyError,
     AuthProviderError,
@@ -34,6 +35,7 @@ __all__ = [
     "AmazonError",
     "AmazonUnavailable",
     "ClientMisconfigured",
+    "DatabaseUnavailable",
     "IdentityInUse",
     "InvalidGrant",
     "InvalidPartial",
@@ -225,6 +227,27 @@ class InvalidPartial(AmazonError, AuthSessionError):
     code_name = "invalid_partial"
     http_status = 400
     message = "This sign-in has expired. Please start again."
+
+
+class DatabaseUnavailable(AmazonError, AuthException):
+    """The app's database could not be reached, dropped the connection, or stayed busy.
+
+    Nothing of the request was written (its transaction was rolled back);
+    trying again in a moment works once the database is back. ``reason``
+    names the driver's failure class, never its message (which can quote a
+    statement's parameters).
+    """
+
+    code_name = "database_unavailable"
+    http_status = 503
+    message = "We cannot reach our database right now. Please try again in a moment."
+    #: What the JSON API sends as ``Retry-After`` and the page says.
+    retry_after_seconds = 5
+
+    def __init__(self, *details: object, **kw: Any) -> None:
+        kw.setdefault("source", "storage")
+        kw.setdefault("recovery", "retry_later")
+        super().__init__(*details, **kw)
 
 
 # social-core's own failures (state checks, its pipeline) keep their codes; this

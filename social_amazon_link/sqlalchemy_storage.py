@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,6 +47,7 @@ from sqlalchemy import (
     and_,
     case,
     delete,
+    exc,
     func,
     inspect,
     or_,
@@ -57,6 +59,7 @@ from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import Session, backref, mapped_column, relationship, scoped_session
 
 from .accounts import has_usable_password
+from .errors import DatabaseUnavailable
 from .text import storable
 
 __all__ = [
@@ -88,6 +91,11 @@ def _session() -> AnySession:
 DEFAULT_EVENTS_MAX_AGE = 365 * 24 * 3600
 
 
+def _plain(session: AnySession) -> Session:
+    """The session itself, behind a ``scoped_session``."""
+    return session() if isinstance(session, scoped_session) else session
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -102,7 +110,7 @@ def _writing(*, expire: bool = True) -> Iterator[AnySession]:
     next use (for a block that only adds or updates objects it holds).
     """
     session = _session()
-    own = session() if isinstance(session, scoped_session) else session
+    own = _plain(session)
     expire_on_commit = own.expire_on_commit
     try:
         yield session
@@ -575,6 +583,33 @@ class SQLAlchemyStorage(BaseStorage):
         return isinstance(exception, IntegrityError)
 
     @classmethod
+    def database_unavailable(cls, exception: BaseException) -> DatabaseUnavailable | None:
+        """``database_unavailable`` when ``exception`` says the database is out of reach.
+
+        The one place that decides it, as ``is_integrity_error`` does for
+        conflicts: a connection refused or dropped (``OperationalError``,
+        ``InterfaceError``, any ``DBAPIError`` that invalidated its
+        connection), no pooled connection in time, SQLite busy, locked or
+        unable to open its file. Not an SQLite ``OperationalError`` about the
+        SQL itself (``no such table``): that is a bug, and stays one.
+        """
+        reason = _unavailable_reason(exception)
+        return None if reason is None else DatabaseUnavailable(reason=reason)
+
+    @classmethod
+    def end_transaction(cls) -> None:
+        """End the bound session's transaction, keeping the objects it loaded.
+
+        The backend calls it before each call to Amazon: loading the
+        signed-in user opened a transaction, which would otherwise hold its
+        connection "idle in transaction" (with its snapshot and locks) for as
+        long as Amazon takes. Committed as every write of this storage is.
+        """
+        if _plain(_session()).in_transaction():
+            with _writing(expire=False):
+                pass
+
+    @classmethod
     def purge(
         cls,
         *,
@@ -631,6 +666,39 @@ class SQLAlchemyStorage(BaseStorage):
             "attempts": int(getattr(counters, "rowcount", 0)),
             "events": int(getattr(events, "rowcount", 0)),
         }
+
+
+#: SQLite failures that say "not now" rather than "wrong SQL".
+_SQLITE_UNAVAILABLE = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_CANTOPEN",
+    "SQLITE_IOERR",
+    "SQLITE_FULL",
+    "SQLITE_PROTOCOL",
+)
+
+
+def _unavailable_reason(error: BaseException) -> str | None:
+    """Why ``error`` means the database is out of reach, or None when it does not."""
+    if isinstance(error, exc.TimeoutError):
+        return "pool_timeout"
+    if not isinstance(error, exc.DBAPIError):
+        return None
+    if isinstance(error.orig, sqlite3.Error) and not error.connection_invalidated:
+        name = str(getattr(error.orig, "sqlite_errorname", ""))
+        return name.lower() if name.startswith(_SQLITE_UNAVAILABLE) else None
+    if error.connection_invalidated:
+        kind = "disconnected"
+    elif isinstance(error, exc.OperationalError):
+        kind = "operational"
+    elif isinstance(error, exc.InterfaceError):
+        kind = "interface"
+    else:
+        return None
+    # The SQLSTATE (psycopg's 57P01: the server is shutting down), never the message.
+    state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return f"{kind}_{state}" if isinstance(state, str) and state.isalnum() else kind
 
 
 @dataclass(frozen=True)
