@@ -80,7 +80,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(amazon_settings())
     app.config.update(config or {})
 
-    engine = create_engine(app.config["DATABASE_URL"])
+    # A pooled connection is checked before use: after a database restart
+    # the first requests would otherwise fail on connections it closed.
+    engine = create_engine(app.config["DATABASE_URL"], pool_pre_ping=True)
     db = scoped_session(sessionmaker(bind=engine, expire_on_commit=False))
     app.extensions["demo_db"] = db
     app.extensions["demo_engine"] = engine

@@ -42,6 +42,43 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class PostgresServer:
+    """A throwaway server in a temporary data directory, stopped and started at will."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="sal-pg-"))
+        self.data = self.root / "data"
+        self.port = _free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        initdb = [_binary("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust"]
+        subprocess.run(_as_server_user([*initdb, "--no-sync"]), check=True, capture_output=True)
+
+    def start(self) -> None:
+        """Start it (again: same port, same data), and wait until it takes connections."""
+        options = (
+            f"-h 127.0.0.1 -p {self.port} -k {self.root} -F -c fsync=off -c max_connections=200"
+        )
+        self._pg_ctl("-o", options, "-l", str(self.root / "log"), "-w", "start")
+
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop it; ``immediate``: as a crash would, every connection cut at once."""
+        self._pg_ctl("-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        subprocess.run(
+            _as_server_user([_binary("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]),
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _pg_ctl(self, *args: str) -> None:
+        command = [_binary("pg_ctl"), "-D", str(self.data), *args]
+        subprocess.run(_as_server_user(command), check=True, capture_output=True)
+
+
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """Yield a SQLAlchemy URL (psycopg 3) of a fresh server's ``postgres`` database."""
@@ -49,41 +86,9 @@ def postgres_server() -> Iterator[str]:
     if url:
         yield url
         return
-    root = Path(tempfile.mkdtemp(prefix="sal-pg-"))
-    data = root / "data"
-    port = _free_port()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    run = {"check": True, "capture_output": True}
-    subprocess.run(
-        _as_server_user(
-            [_binary("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"]
-        ),
-        **run,
-    )
-    options = f"-h 127.0.0.1 -p {port} -k {root} -F -c fsync=off -c max_connections=200"
-    subprocess.run(
-        _as_server_user(
-            [
-                _binary("pg_ctl"),
-                "-D",
-                str(data),
-                "-o",
-                options,
-                "-l",
-                str(root / "log"),
-                "-w",
-                "start",
-            ]
-        ),
-        **run,
-    )
+    server = PostgresServer()
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        server.start()
+        yield server.url
     finally:
-        subprocess.run(
-            _as_server_user([_binary("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+        server.remove()

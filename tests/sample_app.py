@@ -44,7 +44,9 @@ def send_code(strategy: Any, backend: Any, code: Any, partial_token: str | None)
     OUTBOX.append((code.email, code.code, partial_token))
 
 
-def create_app(database_url: str, settings: dict[str, Any]) -> Flask:
+def create_app(
+    database_url: str, settings: dict[str, Any], engine_options: dict[str, Any] | None = None
+) -> Flask:
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY="test-secret-key",
@@ -53,7 +55,7 @@ def create_app(database_url: str, settings: dict[str, Any]) -> Flask:
         SOCIAL_AUTH_LOGIN_URL="/login",
     )
     app.config.update(settings)
-    engine = create_engine(database_url)
+    engine = create_engine(database_url, **(engine_options or {}))
     session = scoped_session(sessionmaker(bind=engine))
     login_manager = LoginManager(app)
 

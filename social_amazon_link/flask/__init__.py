@@ -15,23 +15,32 @@ from typing import Any
 from urllib.parse import urlencode
 
 import click
-from flask import Flask, current_app, g, redirect, render_template, request
+from flask import Flask, current_app, g, make_response, redirect, render_template, request
 from flask.cli import AppGroup
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from social_core.exceptions import SocialAuthBaseException
 from social_core.utils import PARTIAL_TOKEN_SESSION_NAME
 from social_flask.utils import load_strategy
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, scoped_session
 
 from social_amazon_link.pipelines import AMAZON_DISCONNECT_PIPELINE, AMAZON_PIPELINE
 from social_amazon_link.pipelines.pause import prompt_of
 
-from ..errors import AmazonError, InvalidPartial, InvalidRequest, TooManyAttempts, error_status
+from ..errors import (
+    AmazonError,
+    DatabaseUnavailable,
+    InvalidPartial,
+    InvalidRequest,
+    TooManyAttempts,
+    error_status,
+)
 from ..sqlalchemy_storage import DEFAULT_EVENTS_MAX_AGE
 from .api import bp as api_views
 from .csrf import check_csrf, csrf_token
-from .storage import init_social
+from .storage import database_outage, init_social
 from .views import bp as link_views
 
 __all__ = ["init_app", "init_social"]
@@ -85,6 +94,18 @@ def init_app(
             _end_waiting_prompt()
 
     app.register_error_handler(SocialAuthBaseException, _error_response)
+
+    def _database_error(error: Exception) -> ResponseReturnValue:
+        # The integration's pages (the user loader included, run before
+        # them) answer an outage with a page; the app's own pages are left
+        # to the app, as before.
+        unavailable = database_outage(error) if request.blueprint in ours else None
+        if unavailable is None:
+            raise error
+        return _error_response(unavailable)
+
+    for database_error in (DBAPIError, PoolTimeout):
+        app.register_error_handler(database_error, _database_error)
     app.cli.add_command(cli)
 
     if isinstance(session, scoped_session):
@@ -165,13 +186,14 @@ def _error_response(error: SocialAuthBaseException) -> ResponseReturnValue:
     # tokens never reach an error's text.
     log.warning("Login with Amazon failed: %s (%s, stage %s)", error.code, reason, error.stage)
     error_url = current_app.config.get("SOCIAL_AUTH_LOGIN_ERROR_URL")
-    if error_url:
+    # The app's error page needs the database too: an outage is answered here.
+    if error_url and not isinstance(error, DatabaseUnavailable):
         sep = "&" if "?" in error_url else "?"
         return redirect(f"{error_url}{sep}{urlencode({'error': error.code})}")
     message = _message(error)
     signed_in = bool(getattr(current_user, "is_authenticated", False))
     config = current_app.config
-    return (
+    response = make_response(
         render_template(
             "social_amazon_link/error.html",
             error=error,
@@ -185,3 +207,7 @@ def _error_response(error: SocialAuthBaseException) -> ResponseReturnValue:
         ),
         status,
     )
+    retry_after = getattr(error, "retry_after_seconds", None)
+    if isinstance(retry_after, int):
+        response.headers["Retry-After"] = str(retry_after)
+    return response

@@ -64,6 +64,7 @@ from social_amazon_link.pipelines.registration import DEFAULT_REQUIRED_FIELDS, F
 from ..errors import AmazonError, InvalidPartial, InvalidRequest, error_status
 from ..text import has_control_characters, shown, storable
 from .paused import PROMPT_KINDS, PausedSignIn, load_paused
+from .storage import database_outage
 
 __all__ = ["MAX_BODY_BYTES", "MAX_FIELD_LENGTH", "bp"]
 
@@ -487,7 +488,7 @@ def _auth_error(error: SocialAuthBaseException) -> Response:
     )
     response = _json(body, status)
     retry_after = str(getattr(error, "retry_after_seconds", None) or error.retry_after or "")
-    if status in (429, 502) and retry_after.isdigit():
+    if status in (429, 502, 503) and retry_after.isdigit():
         response.headers["Retry-After"] = retry_after
     return response
 
@@ -507,6 +508,9 @@ def _http_error(error: HTTPException) -> Response:
 
 @bp.errorhandler(Exception)
 def _unexpected(error: Exception) -> Response:
+    unavailable = database_outage(error)
+    if unavailable is not None:
+        return _auth_error(unavailable)
     # A bug, not a sign-in failure: logged with its traceback, with every
     # secret this request carried blanked out (an exception's text can quote
     # an argument), and answered as JSON like everything else here.

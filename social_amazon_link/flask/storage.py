@@ -11,7 +11,9 @@ from typing import Any
 
 from flask import Flask, current_app, has_app_context
 from social_core.utils import module_member
+from sqlalchemy.exc import SQLAlchemyError
 
+from ..errors import DatabaseUnavailable
 from ..sqlalchemy_storage import (
     AnySession,
     SocialModels,
@@ -21,7 +23,7 @@ from ..sqlalchemy_storage import (
     use_models,
 )
 
-__all__ = ["FlaskStorage", "init_social"]
+__all__ = ["FlaskStorage", "database_outage", "init_social"]
 
 EXTENSION = "social_amazon_link"
 
@@ -75,3 +77,25 @@ def init_social(
     bind_session(_current_session)
     app.config.setdefault("SOCIAL_AUTH_STORAGE", f"{__name__}.FlaskStorage")
     return models
+
+
+def database_outage(error: BaseException) -> DatabaseUnavailable | None:
+    """``database_unavailable`` when ``error`` says the database is out of reach, else None.
+
+    Before answering, the request lets go of the database: its transaction
+    is rolled back (nothing half-written, and the next request finds a clean
+    session; a dead connection leaves the pool), and the person counts as
+    signed out for the rest of it, so that the error page, or the app's
+    layout around it, does not ask the database for them again.
+    """
+    unavailable = FlaskStorage.database_unavailable(error)
+    if unavailable is None:
+        return None
+    try:
+        _current_session().rollback()
+    except SQLAlchemyError:
+        pass  # nothing left to roll back on a connection that is gone
+    login_manager = getattr(current_app, "login_manager", None)
+    if login_manager is not None:
+        login_manager._update_request_context_with_user()
+    return unavailable

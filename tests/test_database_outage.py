@@ -1,0 +1,237 @@
+"""The database goes down and comes back: a real PostgreSQL server, stopped and started.
+
+While it is down, every request of the integration answers ``503
+database_unavailable`` (JSON with ``Retry-After`` on the API, a page with the
+code on the web), logs one line and no traceback, and writes nothing half;
+once it is back, the first requests all succeed, without a restart of the app.
+The test owns its server (``pg_ctl stop -m immediate``: every connection cut at
+once, as in a crash), apart from the one the rest of the suite shares.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+
+from demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, amazon_settings
+from demo import create_app as create_demo
+from demo.seed import KATHERINE_ID, seed
+from tests import sample_app
+from tests.conftest import CLIENT_ID, CLIENT_SECRET, Served
+from tests.flows import consent, start_sign_in
+from tests.postgres import PostgresServer
+
+GRACE = "amzn1.account.AEGRACEHOPPER00001"
+ADA = "amzn1.account.AEADALOVELACE00001"
+PASSWORD = "alan password"
+UNAVAILABLE_PAGE = "data-error-code>database_unavailable<"
+
+
+@pytest.fixture
+def postgres() -> Iterator[PostgresServer]:
+    """A server of this test's own, to stop and start."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def app(postgres: PostgresServer, lwa_emulator: Any) -> Iterator[Served]:
+    """The sample app on that server, with the engine settings the README asks for."""
+    lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
+    lwa_emulator.add_identity(ADA, "Ada Lovelace", "ada@example.com")
+    config = {
+        "SOCIAL_AUTH_AMAZON_KEY": CLIENT_ID,
+        "SOCIAL_AUTH_AMAZON_SECRET": CLIENT_SECRET,
+        "SOCIAL_AUTH_AMAZON_AUTHORIZATION_URL": f"{lwa_emulator.url}/ap/oa",
+        "SOCIAL_AUTH_AMAZON_API_URL": lwa_emulator.url,
+    }
+    served = Served(sample_app.create_app(postgres.url, config, {"pool_pre_ping": True}))
+    lwa_emulator.add_client(
+        CLIENT_ID, CLIENT_SECRET, redirect_uris=[f"{served.url}/complete/amazon/"]
+    )
+    yield served
+    served.close()
+    served.app.extensions["test_engine"].dispose()
+
+
+def signed_in(app: Served, username: str, email: str) -> requests.Session:
+    """A browser signed in to a new local account (the user loader queries on each request)."""
+    app.add_user(username, email, PASSWORD)
+    browser = requests.Session()
+    answer = browser.post(
+        f"{app.url}/test-login", data={"username": username, "password": PASSWORD}
+    )
+    assert answer.ok
+    return browser
+
+
+def token_sign_in(phone: requests.Session, app: Served, lwa: Any, user_id: str) -> Any:
+    token = lwa.mint_token(CLIENT_ID, user_id)
+    return phone.post(f"{app.url}/api/amazon/token", json={"access_token": token}, timeout=15)
+
+
+def assert_api_unavailable(answer: requests.Response) -> None:
+    assert (answer.status_code, answer.json()) == (503, {"error": "database_unavailable"})
+    assert answer.headers["Retry-After"] == "5"
+
+
+def assert_page_unavailable(answer: requests.Response) -> None:
+    assert answer.status_code == 503, answer.text[:500]
+    assert UNAVAILABLE_PAGE in answer.text
+    assert "We cannot reach our database right now." in answer.text
+    assert answer.headers["Retry-After"] == "5"
+
+
+def state(app: Served) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row a sign-in can write."""
+    tables = {
+        "users": "SELECT username, email FROM users",
+        "links": "SELECT user_id, uid FROM social_auth_usersocialauth",
+        "partials": "SELECT token FROM social_auth_partial",
+        "events": "SELECT event, user_id, amazon_user_id FROM amazon_link_events",
+        "attempts": "SELECT user_id, failures FROM amazon_link_password_attempts",
+    }
+    return {name: sorted(tuple(row) for row in app.query(sql)) for name, sql in tables.items()}
+
+
+def warnings_and_worse(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_while_the_database_is_down_every_request_answers_503_and_nothing_is_half_written(
+    app, postgres, lwa_emulator, caplog
+):
+    grace_id = app.add_user("grace", "grace@example.com", PASSWORD)
+    app.link(grace_id, GRACE)
+    alan = signed_in(app, "alan", "alan@example.com")
+    phone = requests.Session()
+    assert token_sign_in(phone, app, lwa_emulator, GRACE).json()["status"] == "authenticated"
+    anonymous = requests.Session()
+    callback = consent(anonymous, start_sign_in(anonymous, app), GRACE, "allow")
+    before = state(app)
+
+    # A first sign-in in flight when the database stops: Amazon is still
+    # answering its profile, and the account is written after.
+    lwa_emulator.fault("profile", delay_ms=1000, times=1)
+    in_flight: list[requests.Response] = []
+    first = threading.Thread(
+        target=lambda: in_flight.append(token_sign_in(requests.Session(), app, lwa_emulator, ADA))
+    )
+    first.start()
+    deadline = time.monotonic() + 5
+    while lwa_emulator.stats()["requests"]["profile"] < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+    postgres.stop("immediate")
+
+    first.join(timeout=15)
+    assert_api_unavailable(in_flight[0])
+    # The JSON API: a returning user, and a signed-in one (whose user
+    # loader fails before the view runs).
+    assert_api_unavailable(token_sign_in(phone, app, lwa_emulator, GRACE))
+    assert_api_unavailable(token_sign_in(alan, app, lwa_emulator, GRACE))
+    # The web: a sign-in's start (its OAuth2 state is stored), Amazon's
+    # redirect back (social-core's pipeline), a signed-in start of a link
+    # (the user loader), an unlink, the password prompt.
+    assert_page_unavailable(requests.get(f"{app.url}/login/amazon/", allow_redirects=False))
+    assert_page_unavailable(anonymous.get(callback))
+    assert_page_unavailable(alan.get(f"{app.url}/login/amazon/", allow_redirects=False))
+    assert_page_unavailable(alan.post(f"{app.url}/disconnect/amazon/", data={}))
+    assert_page_unavailable(alan.get(f"{app.url}/link/amazon/password?partial_token=abc"))
+    failures = 8
+
+    logged = warnings_and_worse(caplog)
+    assert [r.getMessage() for r in logged if "database_unavailable" not in r.getMessage()] == []
+    assert len(logged) == failures
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in logged)
+    text_logged = caplog.text
+    for secret in (CLIENT_SECRET, PASSWORD, "Atza|", "SELECT", "postgres@"):
+        assert secret not in text_logged
+
+    postgres.start()
+    # Back, with no restart of the app: the first requests all succeed.
+    answers = [token_sign_in(phone, app, lwa_emulator, GRACE) for _ in range(4)]
+    answers += [alan.get(f"{app.url}/me") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200] * 8
+    # Nothing of the failed requests was written, the one in flight included.
+    assert state(app) == before
+    assert token_sign_in(requests.Session(), app, lwa_emulator, ADA).json()["new_user"] is True
+
+
+def test_the_session_is_clean_for_the_next_request(app, postgres, lwa_emulator):
+    # One worker thread serves one request after another on the same
+    # scoped session: after a failure, it must not be left mid-transaction.
+    grace_id = app.add_user("grace", "grace@example.com", PASSWORD)
+    app.link(grace_id, GRACE)
+    alan = signed_in(app, "alan", "alan@example.com")
+    postgres.stop("immediate")
+    assert_page_unavailable(alan.get(f"{app.url}/login/amazon/", allow_redirects=False))
+    postgres.start()
+    assert alan.get(f"{app.url}/me").json()["username"] == "alan"
+    assert token_sign_in(alan, app, lwa_emulator, GRACE).status_code == 409  # linked to grace
+
+
+# -- the demo ------------------------------------------------------------------
+
+
+def make_demo(postgres: PostgresServer, lwa: Any) -> Served:
+    settings = amazon_settings({"LWA_EMULATOR_URL": lwa.url})
+    settings.update(DATABASE_URL=postgres.url, SECRET_KEY="outage-tests-secret-key")
+    demo: Flask = create_demo(settings)
+    served = Served(demo)
+    lwa.add_client(
+        DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, redirect_uris=[f"{served.url}/complete/amazon/"]
+    )
+    return served
+
+
+def test_demo_after_a_restart_with_no_traffic_answers_its_first_requests(
+    postgres, lwa_emulator, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # the demo makes ./instance
+    demo = make_demo(postgres, lwa_emulator)
+    try:
+        seed(demo.app)  # katherine is linked to her Amazon account
+        lwa_emulator.add_identity(KATHERINE_ID, "Katherine Johnson", "katherine@example.com")
+        phones = [requests.Session() for _ in range(4)]
+
+        def sign_in_all() -> list[int]:
+            # At once: each holds a pooled connection of its own.
+            statuses: list[int] = [0] * len(phones)
+
+            def one(i: int) -> None:
+                token = lwa_emulator.mint_token(DEMO_CLIENT_ID, KATHERINE_ID)
+                answer = phones[i].post(
+                    f"{demo.url}/api/amazon/token", json={"access_token": token}, timeout=15
+                )
+                statuses[i] = answer.status_code
+
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(len(phones))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=15)
+            return statuses
+
+        assert sign_in_all() == [200] * 4  # the pool now holds several connections
+        postgres.stop("immediate")
+        postgres.start()  # no request in between: the pooled connections are stale
+        assert sign_in_all() == [200] * 4
+        account = phones[0].get(f"{demo.url}/account")
+        assert account.status_code == 200 and KATHERINE_ID in account.text
+    finally:
+        demo.close()
+        demo.app.extensions["demo_engine"].dispose()
