@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, cast
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import String, func, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
-from social_amazon_link.flask.storage import FlaskStorage
+from social_amazon_link.flask.storage import FlaskStorage, database_outage
 from social_amazon_link.text import has_control_characters
 
 from .csrf import check_csrf
 from .models import User
 
 bp = Blueprint("accounts", __name__)
+log = logging.getLogger(__name__)
 
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,40}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -57,6 +61,24 @@ DETAIL_LABELS = {
 
 def _db() -> Any:
     return current_app.extensions["demo_db"]
+
+
+@bp.errorhandler(DBAPIError)
+@bp.errorhandler(PoolTimeout)
+def database_error(error: Exception) -> Any:
+    """The demo's own pages while the database is down: the integration's answer, 503."""
+    unavailable = database_outage(error)
+    if unavailable is None:
+        raise error
+    log.warning("Demo page failed: %s (%s)", unavailable.code, unavailable.reason)
+    page = render_template(
+        "social_amazon_link/error.html",
+        code=unavailable.code,
+        message=unavailable.message,
+        stage=unavailable.stage,
+        back_url=url_for("accounts.login"),
+    )
+    return page, 503, {"Retry-After": str(unavailable.retry_after_seconds)}
 
 
 @bp.get("/")

@@ -11,6 +11,7 @@ once, as in a crash), apart from the one the rest of the suite shares.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -19,10 +20,13 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
+from sqlalchemy import create_engine, exc, text
 
 from demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, amazon_settings
 from demo import create_app as create_demo
 from demo.seed import KATHERINE_ID, seed
+from social_amazon_link.errors import error_status
+from social_amazon_link.sqlalchemy_storage import SQLAlchemyStorage
 from tests import sample_app
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, Served
 from tests.flows import consent, start_sign_in
@@ -199,7 +203,7 @@ def make_demo(postgres: PostgresServer, lwa: Any) -> Served:
 
 
 def test_demo_after_a_restart_with_no_traffic_answers_its_first_requests(
-    postgres, lwa_emulator, tmp_path, monkeypatch
+    postgres, lwa_emulator, tmp_path, monkeypatch, caplog
 ):
     monkeypatch.chdir(tmp_path)  # the demo makes ./instance
     demo = make_demo(postgres, lwa_emulator)
@@ -232,6 +236,77 @@ def test_demo_after_a_restart_with_no_traffic_answers_its_first_requests(
         assert sign_in_all() == [200] * 4
         account = phones[0].get(f"{demo.url}/account")
         assert account.status_code == 200 and KATHERINE_ID in account.text
+
+        # Down: the demo's own account page answers as the integration's do.
+        postgres.stop("immediate")
+        caplog.set_level(logging.INFO)
+        assert_page_unavailable(phones[0].get(f"{demo.url}/account"))
+        # (its pre-ping found the connection dead, and no new one came)
+        assert [r.getMessage() for r in warnings_and_worse(caplog)] == [
+            "Demo page failed: database_unavailable (operational)"
+        ]
+        postgres.start()
+        assert phones[0].get(f"{demo.url}/account").status_code == 200
     finally:
         demo.close()
         demo.app.extensions["demo_engine"].dispose()
+
+
+# -- SQLite: busy is "not now", a wrong query is a bug ------------------------------
+
+
+def test_sqlite_held_busy_answers_503_then_the_sign_in_goes_through(tmp_path, lwa_emulator, caplog):
+    lwa_emulator.add_identity(ADA, "Ada Lovelace", "ada@example.com")
+    path = tmp_path / "app.sqlite3"
+    config = {
+        "SOCIAL_AUTH_AMAZON_KEY": CLIENT_ID,
+        "SOCIAL_AUTH_AMAZON_SECRET": CLIENT_SECRET,
+        "SOCIAL_AUTH_AMAZON_API_URL": lwa_emulator.url,
+    }
+    # SQLite waits this long for another process's lock, then gives up.
+    options = {"connect_args": {"timeout": 0.2}}
+    app = Served(sample_app.create_app(f"sqlite:///{path}", config, options))
+    phone = requests.Session()
+    other_process = sqlite3.connect(path, isolation_level=None)
+    try:
+        other_process.execute("BEGIN EXCLUSIVE")  # a long write elsewhere
+        caplog.set_level(logging.INFO)
+        assert_api_unavailable(token_sign_in(phone, app, lwa_emulator, ADA))
+        other_process.execute("COMMIT")
+        assert [r.getMessage() for r in warnings_and_worse(caplog)] == [
+            "Login with Amazon (API) failed: database_unavailable (sqlite_busy, stage unknown)"
+        ]
+        assert token_sign_in(phone, app, lwa_emulator, ADA).json()["new_user"] is True
+        assert len(app.query("SELECT id FROM users")) == 1
+    finally:
+        other_process.close()
+        app.close()
+        app.app.extensions["test_engine"].dispose()
+
+
+def test_only_errors_of_reach_map_to_database_unavailable(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0})
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        with engine.connect() as conn:
+            with pytest.raises(exc.OperationalError) as wrong_sql:
+                conn.execute(text("SELECT * FROM no_such_table"))
+        holder.execute("BEGIN EXCLUSIVE")
+        with engine.connect() as conn:
+            with pytest.raises(exc.OperationalError) as busy:
+                conn.execute(text("CREATE TABLE t (id INTEGER)"))
+    finally:
+        holder.close()
+        engine.dispose()
+    assert SQLAlchemyStorage.database_unavailable(wrong_sql.value) is None
+    unavailable = SQLAlchemyStorage.database_unavailable(busy.value)
+    assert unavailable is not None
+    assert (unavailable.code, unavailable.reason, error_status(unavailable)) == (
+        "database_unavailable",
+        "sqlite_busy",
+        503,
+    )
+    # Neither the statement nor the driver's message reaches the error's text.
+    assert "CREATE" not in str(unavailable) and "locked" not in str(unavailable)
+    assert SQLAlchemyStorage.database_unavailable(ValueError("database is locked")) is None
