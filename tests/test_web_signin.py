@@ -397,3 +397,27 @@ def test_a_backend_the_app_does_not_have_is_not_found(serve_app, browser):
     page = browser.get(f"{app.url}/login/nope/", allow_redirects=False)
     assert page.status_code == 404
     assert 'data-error-code="backend_missing"' in page.text
+
+
+def test_the_readmes_view_names_and_link_listing(serve_app, browser, lwa_emulator, ada):
+    from flask import url_for
+
+    from social_amazon_link.flask.storage import FlaskStorage
+
+    app = serve_app()
+    # The README's consent helper: the person on the sign-in page, in one call.
+    callback = lwa_emulator.consent(start_sign_in(browser, app), ada)
+    me = browser.get(callback).json()
+    with app.app.test_request_context("/"):
+        assert url_for("social.auth", backend="amazon") == "/login/amazon/"
+        user = FlaskStorage.user.get_user(me["id"])
+        links = FlaskStorage.user.get_social_auth_for_user(user, "amazon")
+        assert [(link.uid, link.extra_data.get("email")) for link in links] == [
+            (ADA, "ada@example.com")
+        ]
+        assert [link.id for link in user.social_auth] == [links[0].id]
+        assert (
+            url_for("social.disconnect", backend="amazon", association_id=links[0].id)
+            == f"/disconnect/amazon/{links[0].id}/"
+        )
+    app.app.extensions["test_session"].remove()
