@@ -128,6 +128,23 @@ def test_missing_as_root_installs_with_apt_get(tmp_path):
     assert len(machine.apt_calls()) == 2
 
 
+def test_a_failing_apt_get_ends_with_the_same_message(tmp_path):
+    machine = Machine(tmp_path)
+    failing = Path(machine.env["PATH"].split(":")[0]) / "apt-get"
+    failing.write_text(f'#!/bin/sh\necho "$*" >> "{machine.log}"\nexit 100\n')
+    done = machine.run("--db", "sqlite")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "make test needs what is below, and cannot install it here: apt-get update -qq failed "
+        "(status 100).",
+        "  - Debian's Chromium (/usr/bin/chromium): the browser tests (tests/test_browser.py) "
+        "drive it",
+        "Install it:  sudo apt-get install chromium",
+        'Or run the tests without it:  make test PYTEST_ARGS="--ignore=tests/test_browser.py"',
+    ]
+    assert machine.apt_calls() == ["update -qq"]
+
+
 @pytest.mark.parametrize(
     ("args", "without"),
     [

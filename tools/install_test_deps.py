@@ -119,8 +119,7 @@ def install(missing: list[Need]) -> int:
     for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
         done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=False)  # noqa: S603
         if done.returncode != 0:
-            print(f"{' '.join(command)} failed (status {done.returncode}).", file=sys.stderr)
-            return 1
+            return refuse(missing, f"{' '.join(command)} failed (status {done.returncode})")
     still = [need for need in missing if not need.present()]
     if still:
         return refuse(still, "apt-get installed it, but it is still not there")
