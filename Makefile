@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint screenshots clean
+.PHONY: install demo test test-deps lint screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m demo
 
-test: $(STAMP)
+# Chromium and PostgreSQL 15 first: installed when missing (as root, apt-get),
+# or one message in the first seconds saying what to install.
+test-deps:
+	$(PYTHON) tools/install_test_deps.py $(PYTEST_ARGS)
+
+test: test-deps $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: bench
@@ -25,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 screenshots: $(STAMP)
+	$(PYTHON) tools/install_test_deps.py tests/test_browser.py --db sqlite
 	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/test_browser.py --db sqlite
 
 lint: $(STAMP)

@@ -25,6 +25,7 @@ from .errors import (
 )
 from .lwa import REGIONS, LWAClient, Region, check_answer, client_for
 from .sealing import SEALED_TOKENS_KEY, unseal
+from .settings import scope_list
 
 __all__ = ["AmazonOAuth2"]
 
@@ -99,9 +100,10 @@ class AmazonOAuth2(BaseOAuth2[Any]):
         social-core adds ``DEFAULT_SCOPE`` to ``SCOPE``, which makes
         ``profile:user_id`` alone impossible to ask for; here ``SCOPE`` is the
         whole list, with ``profile`` added when it names no profile scope (so
-        stock settings such as ``["postal_code"]`` mean what they meant).
+        stock settings such as ``["postal_code"]`` mean what they meant). A
+        string is split on spaces, as Amazon writes scopes.
         """
-        scope = list(self.setting("SCOPE") or self.DEFAULT_SCOPE)
+        scope = scope_list(self.setting("SCOPE")) or list(self.DEFAULT_SCOPE)
         if "profile" not in scope and "profile:user_id" not in scope:
             scope.insert(0, "profile")
         return list(dict.fromkeys(scope))

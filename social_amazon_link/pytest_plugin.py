@@ -19,8 +19,14 @@ if TYPE_CHECKING:
 def lwa_emulator() -> Iterator[LWAEmulator]:
     """A fresh emulator on a free loopback port, as an :class:`LWAEmulator` client.
 
-    ``lwa_emulator.url`` replaces Amazon's hosts; ``lwa_emulator.server.app``
-    is the emulator's Flask app. The server stops after the test.
+    Point the app at it (``SOCIAL_AUTH_AMAZON_AUTHORIZATION_URL =
+    lwa_emulator.authorize_url``, ``SOCIAL_AUTH_AMAZON_API_URL =
+    lwa_emulator.url``), register the app (``add_client``: without it the
+    sign-in page says "The client does not exist on this server.") and an
+    Amazon account (``add_identity``); then ``consent`` plays the person on
+    the sign-in page, or ``mint_token`` hands a token as the LWA mobile SDK
+    would. ``lwa_emulator.server.app`` is the emulator's Flask app. The server
+    stops after the test; the README's "The LWA emulator" shows every method.
     """
     # Imported here: every pytest run in this environment loads the plugin,
     # and most never need Flask and Authlib.

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
@@ -209,6 +209,71 @@ def test_deny_redirects_with_access_denied_and_state(lwa, http):
     assert query["state"] == ["state-123"]
     assert query["error_description"][0]
     assert "code" not in query
+
+
+def test_consent_helper_allows_as_the_chosen_identity(lwa, http):
+    lwa.add_identity(BOB, "Bob Babbage", "bob@example.com")
+    callback = lwa.consent(f"{lwa.authorize_url}?{urlencode(authorize_params())}", BOB)
+    assert callback.startswith(CALLBACK + "?")
+    query = parse_qs(urlsplit(callback).query)
+    assert query["state"] == ["state-123"]
+    tokens = exchange(http, lwa, query["code"][0]).json()
+    assert profile(http, lwa, tokens["access_token"]).json()["user_id"] == BOB
+    assert lwa.stats()["requests"]["authorize"] == 2  # the page, then the choice
+
+
+def test_consent_helper_denies(lwa):
+    url = f"{lwa.authorize_url}?{urlencode(authorize_params())}"
+    for user_id in (ADA, None):
+        query = parse_qs(urlsplit(lwa.consent(url, user_id, allow=False)).query)
+        assert (query["error"], query["state"]) == (["access_denied"], ["state-123"])
+        assert "code" not in query
+
+
+def test_consent_helper_returns_amazons_answer_to_an_invalid_request(lwa):
+    url = f"{lwa.authorize_url}?{urlencode(authorize_params(scope='profile email'))}"
+    query = parse_qs(urlsplit(lwa.consent(url, ADA)).query)
+    assert (query["error"], query["state"]) == (["invalid_scope"], ["state-123"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "user_id", "status", "message"),
+    [
+        ({}, "amzn1.account.NOBODY", 400, "Choose the account to sign in with."),
+        ({}, None, 400, "Choose the account to sign in with."),
+        (
+            {"client_id": "amzn1.application-oa2-client.unknown"},
+            ADA,
+            400,
+            "The client does not exist on this server.",
+        ),
+        (
+            {"redirect_uri": "http://127.0.0.1:8000/elsewhere"},
+            ADA,
+            400,
+            "Redirect URI http://127.0.0.1:8000/elsewhere is not supported by client.",
+        ),
+    ],
+)
+def test_consent_helper_raises_with_the_pages_message(lwa, overrides, user_id, status, message):
+    url = f"{lwa.authorize_url}?{urlencode(authorize_params(**overrides))}"
+    with pytest.raises(EmulatorControlError) as raised:
+        lwa.consent(url, user_id)
+    assert (raised.value.status, raised.value.message) == (status, message)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://www.amazon.com/ap/oa?client_id=x",
+        "http://127.0.0.1:1/ap/oa?client_id=x",
+        "{base}/ap/oa/../ap/oa?client_id=x",
+    ],
+)
+def test_consent_helper_refuses_a_page_that_is_not_this_emulators(lwa, url):
+    with pytest.raises(ValueError, match="not this emulator's sign-in page"):
+        lwa.consent(url.format(base=lwa.url), ADA)
+    assert lwa.stats()["requests"].get("authorize", 0) == 0
 
 
 def test_unknown_scope_redirects_with_invalid_scope(lwa, http):
@@ -737,17 +802,9 @@ def test_command_serves_a_real_authorization_code_exchange():
         line = _read_line(process, timeout=15)
         assert line == f"LWA emulator listening on http://127.0.0.1:{port}"
         lwa_url = line.rsplit(" ", 1)[1]
-        with requests.Session() as http:
-            page = http.get(f"{lwa_url}/ap/oa", params=authorize_params(), timeout=5)
-            action, fields, radios = first_form(page.text, page.url)
-            assert radios["user_id"] == [ADA]
-            consented = http.post(
-                action,
-                data={**fields, "user_id": ADA, "decision": "allow"},
-                allow_redirects=False,
-                timeout=5,
-            )
-            code = callback_query(consented)["code"][0]
+        with requests.Session() as http, LWAEmulator(lwa_url) as amazon:
+            callback = amazon.consent(f"{lwa_url}/ap/oa?{urlencode(authorize_params())}", ADA)
+            code = parse_qs(urlsplit(callback).query)["code"][0]
             tokens = http.post(
                 f"{lwa_url}/auth/o2/token",
                 data={"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK},

@@ -209,7 +209,7 @@ def test_account_without_password_and_no_sender_is_refused(serve_app, browser, g
     user_id = app.add_user("grace", "grace@example.com")
     page = sign_in(browser, app, grace)
     assert page.status_code == 409
-    assert "data-error-code>password_unavailable<" in page.text
+    assert 'data-error-code="password_unavailable"' in page.text
     assert app.links() == []
     assert len(app.query("SELECT id FROM users")) == 1  # no second account either
     assert app.events() == [("link_refused", user_id, grace, "no_password")]
@@ -226,7 +226,7 @@ def test_connecting_an_amazon_account_linked_elsewhere_is_identity_in_use(
 
     page = sign_in(browser, app, grace)
     assert page.status_code == 409
-    assert "data-error-code>identity_in_use<" in page.text
+    assert 'data-error-code="identity_in_use"' in page.text
     assert app.links() == [(owner, grace)]
     assert app.events() == [("link_refused", other, grace, "identity_in_use")]
     assert browser.get(f"{app.url}/me").json()["id"] == other  # still signed in as before

@@ -42,13 +42,13 @@ def test_unknown_or_tampered_token_is_invalid_partial(paused, browser):
     app, prompt = paused()
     page = browser.get(f"{app.url}/link/amazon/password?partial_token=0123456789abcdef")
     assert page.status_code == 400
-    assert "data-error-code>invalid_partial<" in page.text
+    assert 'data-error-code="invalid_partial"' in page.text
     token = prompt.url.split("partial_token=")[1]
     tampered = token[:-1] + ("0" if token[-1] != "0" else "1")
     action, values, _ = first_form(prompt.text, prompt.url)
     answer = browser.post(action, data={**values, "partial_token": tampered, "password": PASSWORD})
     assert answer.status_code == 400
-    assert "data-error-code>invalid_partial<" in answer.text
+    assert 'data-error-code="invalid_partial"' in answer.text
     assert links(app) == 0
     assert partials(app) == 1  # the real pause is untouched
 
@@ -58,7 +58,7 @@ def test_a_token_no_pause_could_have_is_invalid_partial(paused, browser, token):
     app, prompt = paused()
     page = browser.get(f"{app.url}/link/amazon/password?partial_token={token}")
     assert page.status_code == 400
-    assert "data-error-code>invalid_partial<" in page.text
+    assert 'data-error-code="invalid_partial"' in page.text
     action, values, _ = first_form(prompt.text, prompt.url)
     answer = browser.post(
         action,
@@ -66,7 +66,7 @@ def test_a_token_no_pause_could_have_is_invalid_partial(paused, browser, token):
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert answer.status_code == 400
-    assert "data-error-code>invalid_partial<" in answer.text
+    assert 'data-error-code="invalid_partial"' in answer.text
     assert (links(app), partials(app)) == (0, 1)
 
 
@@ -75,7 +75,7 @@ def test_resume_from_another_session_is_refused_and_removed(paused, browser):
     with requests.Session() as stranger:
         stolen = stranger.get(prompt.url)
         assert stolen.status_code == 400
-        assert "data-error-code>invalid_partial<" in stolen.text
+        assert 'data-error-code="invalid_partial"' in stolen.text
     assert partials(app) == 0
     again = answer_prompt(browser, prompt, password=PASSWORD)
     assert again.status_code == 400
@@ -87,7 +87,7 @@ def test_expired_pause_is_refused_and_removed(paused, browser):
     time.sleep(2.1)
     answer = answer_prompt(browser, prompt, password=PASSWORD)
     assert answer.status_code == 400
-    assert "data-error-code>invalid_partial<" in answer.text
+    assert 'data-error-code="invalid_partial"' in answer.text
     assert partials(app) == 0
     assert links(app) == 0
 
@@ -98,6 +98,6 @@ def test_form_without_csrf_token_is_refused(paused, browser):
     del values["csrf_token"]
     answer = browser.post(action, data={**values, "password": PASSWORD})
     assert answer.status_code == 400
-    assert "data-error-code>invalid_request<" in answer.text
+    assert 'data-error-code="invalid_request"' in answer.text
     assert links(app) == 0
     assert partials(app) == 1

@@ -1,9 +1,12 @@
-"""A typed client for the emulator's ``/_emulator`` control surface."""
+"""A typed client for the emulator: its ``/_emulator`` controls, and the person on its pages."""
 
 from __future__ import annotations
 
+import html
+import re
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
@@ -49,6 +52,38 @@ class LWAEmulator:
     def authorize_url(self) -> str:
         """The sign-in page: stands in for ``https://www.amazon.com/ap/oa``."""
         return self._url + "/ap/oa"
+
+    def consent(self, authorize_url: str, user_id: str | None, *, allow: bool = True) -> str:
+        """Be the person on the sign-in page: choose ``user_id``, then Allow (or Cancel).
+
+        ``authorize_url`` is where the app sent the browser (the ``Location``
+        of its ``/login/amazon/``). Returns where the emulator sends the
+        browser back: the app's ``redirect_uri`` with ``code`` and ``state``,
+        or, with ``allow=False``, ``error=access_denied`` and ``state``::
+
+            start = client.get("/login/amazon/")  # the app under test
+            callback = lwa_emulator.consent(start.location, "amzn1.account.AEXAMPLE1")
+            client.get(callback)  # the app's /complete/amazon/
+
+        Raises :class:`EmulatorControlError` with the page's message when the
+        emulator shows an error page instead (an unknown client, a
+        ``redirect_uri`` the client did not register, an unknown ``user_id``),
+        and ``ValueError`` for a URL that is not this emulator's ``/ap/oa``.
+        """
+        parts = urlsplit(authorize_url)
+        if f"{parts.scheme}://{parts.netloc}{parts.path}" != self.authorize_url:
+            raise ValueError(f"not this emulator's sign-in page ({self.authorize_url})")
+        page = self._page("GET", authorize_url)
+        if page.is_redirect:  # an invalid request the app is told about at once
+            return str(page.headers["Location"])
+        form = dict(parse_qsl(parts.query, keep_blank_values=True))
+        form["decision"] = "allow" if allow else "deny"
+        if user_id is not None:
+            form["user_id"] = user_id
+        answer = self._page("POST", self.authorize_url, data=form)
+        if not answer.is_redirect:
+            raise EmulatorControlError("POST", "/ap/oa", answer.status_code, _alert(answer.text))
+        return str(answer.headers["Location"])
 
     def add_identity(
         self, user_id: str, name: str, email: str, postal_code: str | None = None
@@ -152,16 +187,26 @@ class LWAEmulator:
     def __repr__(self) -> str:
         return f"<LWAEmulator {self._url}>"
 
-    def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
-        path = "/_emulator" + path
-        try:
-            response = self._session.request(
-                method, self._url + path, json=payload, timeout=self._timeout
+    def _page(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """A sign-in page request, as a browser makes it: a 200 page or a redirect."""
+        response = self._send(method, url, "/ap/oa", allow_redirects=False, **kwargs)
+        if response.status_code != 200 and not response.is_redirect:
+            raise EmulatorControlError(
+                method, "/ap/oa", response.status_code, _alert(response.text)
             )
+        return response
+
+    def _send(self, method: str, url: str, path: str, **kwargs: Any) -> requests.Response:
+        try:
+            return self._session.request(method, url, timeout=self._timeout, **kwargs)
         except requests.RequestException as exc:
             raise EmulatorControlError(
                 method, path, None, f"emulator unreachable at {self._url} ({type(exc).__name__})"
             ) from exc
+
+    def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+        path = "/_emulator" + path
+        response = self._send(method, self._url + path, path, json=payload)
         try:
             data = response.json()
         except ValueError:
@@ -174,3 +219,9 @@ class LWAEmulator:
         if data is None:
             raise EmulatorControlError(method, path, response.status_code, "answer is not JSON")
         return data
+
+
+def _alert(page: str) -> str:
+    """The message an emulator page shows in its alert box."""
+    found = re.search(r'role="alert">(.*?)</', page, re.DOTALL)
+    return html.unescape(found.group(1).strip()) if found else "no sign-in page"

@@ -39,6 +39,7 @@ from ..errors import (
 )
 from ..sqlalchemy_storage import DEFAULT_EVENTS_MAX_AGE
 from .api import bp as api_views
+from .config import check_config
 from .csrf import check_csrf, csrf_token
 from .storage import database_outage, init_social
 from .views import bp as link_views
@@ -61,7 +62,11 @@ def init_app(
     session: Session | scoped_session[Session],
     user_model: type[Any] | str | None = None,
 ) -> None:
-    """Add Login with Amazon to ``app`` (settings come from ``app.config``)."""
+    """Add Login with Amazon to ``app`` (settings come from ``app.config``).
+
+    Raises :class:`~social_amazon_link.settings.AmazonSettingsError` naming
+    every bad Amazon setting, before anything is registered.
+    """
     # Imported here: social-auth-app-flask's modules read Flask's globals at
     # import time only through functions, but keep the import out of the way
     # of apps that use only the storage or the strategy.
@@ -69,6 +74,7 @@ def init_app(
 
     for name, value in DEFAULT_SETTINGS.items():
         app.config.setdefault(name, value)
+    check_config(app)
     init_social(app, session, user_model)
     if social_auth.name not in app.blueprints:
         app.register_blueprint(social_auth)

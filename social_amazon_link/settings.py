@@ -1,0 +1,169 @@
+"""The Amazon settings, checked once when the app starts, for any framework.
+
+A wrong setting found by a visitor is a 500 page (or worse, a sign-in sent to
+Amazon with ``client_id=None``); found at start it is one error that names
+each bad setting and what it may be. :func:`check_settings` takes a
+``setting(name, default)`` callable that reads ``SOCIAL_AUTH_AMAZON_<name>``
+then ``SOCIAL_AUTH_<name>``, as social-core's ``strategy.setting`` does, so
+each integration passes its own (Flask: :func:`social_amazon_link.flask.config.check_config`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from social_core.pipeline import DEFAULT_AUTH_PIPELINE
+
+from .lwa import REGIONS
+
+__all__ = [
+    "SCOPES",
+    "AmazonSettingsError",
+    "Setting",
+    "check_settings",
+    "scope_list",
+    "unverified_email_warning",
+]
+
+#: ``setting(name, default)``: the value of ``SOCIAL_AUTH_AMAZON_<name>``, else
+#: ``SOCIAL_AUTH_<name>``, else ``default``.
+Setting = Callable[[str, Any], Any]
+
+#: The LWA scopes this library knows what to do with.
+SCOPES: Final = ("profile", "profile:user_id", "postal_code")
+
+#: The settings that name a URL Amazon's calls go to (the token exchange
+#: carries the client secret, the others the person's access token).
+URL_SETTINGS: Final = ("AUTHORIZATION_URL", "API_URL", "ACCESS_TOKEN_URL")
+
+#: social-core's step that applies ``WHITELISTED_EMAILS`` / ``WHITELISTED_DOMAINS``.
+AUTH_ALLOWED_STEP: Final = "social_core.pipeline.social_auth.auth_allowed"
+
+_PREFIX = "SOCIAL_AUTH_AMAZON_"
+
+
+class AmazonSettingsError(ValueError):
+    """The Amazon settings are wrong: raised at start-up, never during a sign-in.
+
+    Not one of :mod:`social_amazon_link.errors`: those are what a sign-in
+    ends with, shown to the person with a code; this one stops a deployment
+    before anyone signs in. ``problems`` maps each bad setting's full name to
+    what is wrong with it and the values it may take.
+    """
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"- {name}: {problem}" for name, problem in problems.items())
+        super().__init__(f"Login with Amazon is not configured correctly:\n{lines}")
+
+
+def scope_list(value: Any) -> list[str]:
+    """``SCOPE`` as a list; a string is split on spaces, as Amazon writes scopes."""
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return []
+
+
+def check_settings(setting: Setting) -> None:
+    """Raise :class:`AmazonSettingsError` naming every bad Amazon setting at once."""
+    problems: dict[str, str] = {}
+    for name, what in (("KEY", "your LWA client id"), ("SECRET", "your LWA client secret")):
+        value = setting(name, None)
+        if not isinstance(value, str) or not value.strip():
+            # Never the value: a SECRET set to the wrong thing is still a secret.
+            problems[_PREFIX + name] = f"missing or empty: set it to {what} (a string)."
+    region = setting("REGION", "NA")
+    if not isinstance(region, str) or region.upper() not in REGIONS:
+        problems[_PREFIX + "REGION"] = (
+            f"{_shown(region)} is not a region: use one of {', '.join(REGIONS)}."
+        )
+    scope_problem = _scope_problem(setting("SCOPE", None))
+    if scope_problem:
+        problems[_PREFIX + "SCOPE"] = scope_problem
+    for name in URL_SETTINGS:
+        url_problem = _url_problem(setting(name, None))
+        if url_problem:
+            problems[_PREFIX + name] = url_problem
+    if problems:
+        raise AmazonSettingsError(problems)
+
+
+def unverified_email_warning(setting: Setting) -> str | None:
+    """What to warn about when an email allowlist grants access on Amazon's word.
+
+    social-core's ``auth_allowed`` step lets in whoever's profile email is on
+    ``WHITELISTED_EMAILS`` or ``WHITELISTED_DOMAINS``; Amazon does not say
+    whether that email was verified, so anyone can claim an allowed address.
+    """
+    # social-core's own default pipeline has the step too.
+    pipeline = setting("PIPELINE", None) or DEFAULT_AUTH_PIPELINE
+    if AUTH_ALLOWED_STEP not in pipeline:
+        return None
+    names = ("WHITELISTED_EMAILS", "WHITELISTED_DOMAINS")
+    allowlists = [name for name in names if setting(name, None)]
+    if not allowlists:
+        return None
+    return (
+        f"{' and '.join(allowlists)} set with the Amazon pipeline: social-core's auth_allowed "
+        "lets in anyone whose Amazon profile shows an allowed email, and Amazon does not "
+        "verify emails. Anyone can create an Amazon account with an allowed address. "
+        "Check the address yourself (for instance with an emailed code) before granting access."
+    )
+
+
+def _shown(value: Any) -> str:
+    """A setting's value as an error quotes it, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _scope_problem(value: Any) -> str | None:
+    allowed = (
+        f"use a list of {', '.join(SCOPES)}, or one string of them separated by spaces "
+        '(as Amazon writes it: "profile postal_code").'
+    )
+    if value is None:
+        return None
+    if not isinstance(value, (str, list, tuple)):
+        return f"{_shown(value)} is not a list of scopes: {allowed}"
+    scopes = scope_list(value)
+    unknown = [scope for scope in scopes if scope not in SCOPES]
+    if unknown:
+        return f"{', '.join(_shown(scope) for scope in unknown)} unknown: {allowed}"
+    return None
+
+
+def _url_problem(value: Any) -> str | None:
+    allowed = (
+        "use an https:// URL (plain http:// only on this machine's loopback: "
+        "127.0.0.0/8, ::1 or localhost)."
+    )
+    if value is None or value == "":
+        return None  # the region's own
+    if not isinstance(value, str):
+        return f"{_shown(value)} is not a URL: {allowed}"
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        return f"not a valid URL: {allowed}"
+    if host and parts.scheme == "https":
+        return None
+    if host and parts.scheme == "http" and _is_loopback(host):
+        return None
+    # Scheme and host only: a URL can carry a user name and password.
+    return f"{parts.scheme or 'no scheme'}://{host or ''} is not allowed: {allowed}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
