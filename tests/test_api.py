@@ -19,6 +19,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import BadRequest, Conflict
 
+from social_amazon_link.errors import TooManyAttempts
 from social_amazon_link.flask import api as api_module
 from social_amazon_link.flask.api import MAX_BODY_BYTES
 from tests import sample_app
@@ -184,7 +185,14 @@ def test_locked_account_is_too_many_attempts(serve_app, phone, lwa_emulator, ide
     locked = api(phone, app, "continue", {"partial_token": token, "password": PASSWORD})
     assert locked.status_code == 429
     body = locked.json()
-    assert body == {"error": "too_many_attempts", "retry_after": body["retry_after"]}
+    assert body == {
+        "error": "too_many_attempts",
+        "retry_after": body["retry_after"],
+        # The way that still works, which no lock of the linking flow touches.
+        "message": TooManyAttempts.message,
+    }
+    assert "sign in with your password" in body["message"]
+    assert "link Amazon from your account page" in body["message"]
     # LINK_LOCKOUT_SECONDS (kept in whole seconds, rounded up), counting down.
     assert 895 <= body["retry_after"] <= 901
     assert locked.headers["Retry-After"] == str(body["retry_after"])

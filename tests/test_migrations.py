@@ -11,7 +11,7 @@ from alembic.operations import Operations
 from sqlalchemy import String, Uuid, create_engine, inspect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from social_amazon_link.migrations import create_tables, drop_tables
+from social_amazon_link.migrations import create_tables, drop_tables, upgrade_2
 from social_amazon_link.sqlalchemy_storage import models_for
 from tests import sample_app
 
@@ -64,7 +64,9 @@ def test_create_tables_matches_the_mapped_models(database_url, user_model, optio
     try:
         with engine.begin() as conn:
             metadata.tables[users_table].create(conn)  # the app's own first migration
-            create_tables(Operations(MigrationContext.configure(conn)), **options)
+            operations = Operations(MigrationContext.configure(conn))
+            create_tables(operations, **options)
+            upgrade_2(operations, **options)
         with engine.connect() as conn:
             opts = {"compare_type": True, "compare_server_default": _server_defaults_differ}
             diff = compare_metadata(MigrationContext.configure(conn, opts=opts), metadata)
