@@ -223,6 +223,36 @@ def test_several_accounts_with_the_email_must_name_one(serve_app, phone, lwa_emu
     assert app.links() == [(second, GRACE)]
 
 
+def test_a_username_without_the_email_answers_as_a_wrong_password(
+    serve_app, phone, lwa_emulator, identities
+):
+    app = serve_app()
+    first = app.add_user("grace", "grace@example.com", PASSWORD)
+    second = app.add_user("ghopper", "GRACE@example.com", "another password")
+    app.add_user("alan", "alan@example.com", "alan password")
+    token = sign_in(phone, app, lwa_emulator, GRACE).json()["partial_token"]
+
+    def guess(username: str) -> tuple[int, Any]:
+        answer = {"partial_token": token, "username": username, "password": "a wrong guess"}
+        reply = api(phone, app, "continue", answer)
+        return reply.status_code, reply.json()
+
+    # Another account's username, no account's, one with the email: one sequence.
+    answers = [guess(name) for name in ("alan", "nobody", "ghopper", "alan", "grace")]
+    assert answers == [
+        (403, {"error": "wrong_password", "attempts_left": left}) for left in (4, 3, 2, 1, 0)
+    ]
+    assert (app.failures(first), app.failures(second)) == (5, 5)
+    locked = api(
+        phone,
+        app,
+        "continue",
+        {"partial_token": token, "username": "ghopper", "password": "another password"},
+    )
+    assert locked.status_code == 429
+    assert app.links() == []
+
+
 def test_account_without_password_answers_with_an_emailed_code(
     serve_app, phone, lwa_emulator, identities
 ):

@@ -163,6 +163,52 @@ def test_a_lock_lasts_at_least_the_lockout(serve_app):
     assert app.failures(user_id) == 1
 
 
+def test_tries_being_checked_make_the_next_wait_but_never_lock(serve_app):
+    app = serve_app()
+    user_id = app.add_user("grace", "grace@example.com", PASSWORD)
+    attempts = FlaskStorage.link_attempts
+    limits = {"max_attempts": 5, "lockout_seconds": 900}
+    with app.app.app_context():
+        assert all(attempts.reserve(user_id, **limits, now=1_000).allowed for _ in range(5))
+        # Five checks under way: a sixth is not refused for a lock, it is told to wait.
+        busy = attempts.reserve(user_id, **limits, now=1_000)
+        assert (busy.allowed, busy.busy, app.failures(user_id)) == (False, True, 0)
+        attempts.clear(user_id)  # one was right
+        assert attempts.reserve(user_id, **limits, now=1_000).allowed
+        # Four wrong: the count goes up one by one; the fifth locks, once.
+        counted = [attempts.fail(user_id, **limits, now=1_000) for _ in range(4)]
+        assert counted == [1, 2, 3, 4]
+        assert attempts.reserve(user_id, **limits, now=1_000).busy  # one still pending
+        assert attempts.fail(user_id, **limits, now=1_000) == 5
+        locked = attempts.reserve(user_id, **limits, now=1_001)
+        assert (locked.allowed, locked.busy, locked.retry_after) == (False, False, 900)
+        assert locked.locked_since == 1_000
+
+
+def test_a_try_that_never_reports_back_stops_holding_a_place(serve_app):
+    # Its process died between the reservation and the check's outcome.
+    app = serve_app()
+    user_id = app.add_user("grace", "grace@example.com", PASSWORD)
+    attempts = FlaskStorage.link_attempts
+    limits = {"max_attempts": 1, "lockout_seconds": 900}
+    with app.app.app_context():
+        assert attempts.reserve(user_id, **limits, now=1_000).allowed
+        assert attempts.reserve(user_id, **limits, now=1_059).busy
+        assert attempts.reserve(user_id, **limits, now=1_061).allowed
+
+
+def test_the_link_and_sign_in_counts_are_kept_apart(serve_app):
+    app = serve_app()
+    user_id = app.add_user("grace", "grace@example.com", PASSWORD)
+    attempts = FlaskStorage.link_attempts
+    limits = {"max_attempts": 1, "lockout_seconds": 900, "now": 1_000}
+    with app.app.app_context():
+        assert attempts.reserve(user_id, **limits).allowed
+        attempts.fail(user_id, **limits)
+        assert not attempts.reserve(user_id, **limits).allowed  # linking is locked
+        assert attempts.reserve(user_id, **limits, scope="sign_in").allowed
+
+
 def wrong_try(user_id: int, *, max_attempts: int, lockout_seconds: int, at: int):
     """Reserve a try at ``at`` and, when allowed, count it wrong (as the prompt does)."""
     attempts = FlaskStorage.link_attempts
