@@ -15,6 +15,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
 from social_amazon_link.flask.storage import FlaskStorage, database_outage
+from social_amazon_link.sqlalchemy_storage import Reservation
 from social_amazon_link.text import has_control_characters
 
 from .csrf import check_csrf
@@ -22,6 +23,9 @@ from .models import User
 
 bp = Blueprint("accounts", __name__)
 log = logging.getLogger(__name__)
+
+#: The attempt counter of this sign-in page (the linking prompt's is "link").
+SIGN_IN = "sign_in"
 
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,40}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -39,6 +43,7 @@ EVENT_LABELS = {
     "linked": "Amazon account linked",
     "unlinked": "Amazon account unlinked",
     "wrong_password": "Wrong password while linking Amazon",
+    "wrong_code": "Wrong emailed code while linking Amazon",
     "locked_out": "Linking locked after too many wrong passwords",
     "link_refused": "Amazon link refused",
     "email_updated": "Email updated from Amazon",
@@ -51,7 +56,8 @@ DETAIL_LABELS = {
     "password": "proved with this account's password",
     "email_code": "proved with an emailed code",
     "wrong_password": "",
-    "wrong_code": "wrong emailed code",
+    "wrong_code": "",
+    "other_username": "a guess that named another username with this email",
     "no_password": "the account has no password to prove it is yours",
     "other_sign_in": "the account signs in with another Amazon account",
     "codes_sent": "too many codes emailed",
@@ -99,15 +105,64 @@ def login() -> Any:
         check_csrf()
         user = _find_user(form["username"])
         password = request.form.get("password", "")
-        if user is not None and user.check_password(password):
-            login_user(user)
-            return _to_account()
         if user is None or not user.has_usable_password():
             # As slow as a wrong password: the answer's time must not tell
             # which usernames exist.
             check_password_hash(_UNUSED_HASH, password)
+        else:
+            outcome = _counted_check(user, password)
+            if outcome is True:
+                login_user(user)
+                return _to_account()
+            if isinstance(outcome, Reservation):
+                return _locked(form, outcome.retry_after)
         flash("Wrong username or password.", "error")
     return render_template("login.html", form=form)
+
+
+def _counted_check(user: User, password: str) -> bool | Reservation:
+    """Check the password as one counted try: right, wrong, or the refusal (locked).
+
+    The library's attempt counter, as its linking prompt uses it, with the
+    same limits (``LINK_MAX_PASSWORD_ATTEMPTS`` per ``LINK_LOCKOUT_SECONDS``)
+    but a count of its own (scope ``sign_in``): a lock that anyone with the
+    account's email on their Amazon profile can cause on linking never stops
+    the owner signing in here, and the other way round.
+    """
+    attempts = FlaskStorage.link_attempts
+    config = current_app.config
+    limits = {
+        "max_attempts": int(config.get("SOCIAL_AUTH_AMAZON_LINK_MAX_PASSWORD_ATTEMPTS", 5)),
+        "lockout_seconds": int(config.get("SOCIAL_AUTH_AMAZON_LINK_LOCKOUT_SECONDS", 900)),
+        "scope": SIGN_IN,
+    }
+    # Waits while other tries of this account are being checked: a right
+    # password is refused only once wrong ones locked the account.
+    reservation = attempts.reserve(user.id, wait=10.0, **limits)
+    if not reservation.allowed:
+        return reservation
+    try:
+        right = user.check_password(password)
+    except BaseException:
+        attempts.release(user.id, scope=SIGN_IN)
+        raise
+    if right:
+        attempts.clear(user.id, scope=SIGN_IN)
+    else:
+        attempts.fail(user.id, **limits)
+    return right
+
+
+def _locked(form: dict[str, str], retry_after: int) -> Response:
+    minutes = max(1, round(retry_after / 60))
+    wait = f"{retry_after} seconds" if retry_after < 90 else f"{minutes} minutes"
+    message = (
+        "Too many wrong passwords were tried for this account, so signing in with its "
+        f"password is paused. Try again in {wait}."
+    )
+    page = render_template("login.html", form=form, locked=message)
+    response: Response = current_app.make_response((page, 429, {"Retry-After": str(retry_after)}))
+    return response
 
 
 @bp.route("/register", methods=["GET", "POST"])

@@ -6,6 +6,7 @@ short detail; never a password, a code or a token.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from social_core.exceptions import AuthConfigurationError
@@ -17,15 +18,18 @@ __all__ = [
     "LINK_REFUSED",
     "LOCKED_OUT",
     "UNLINKED",
+    "WRONG_CODE",
     "WRONG_PASSWORD",
     "record",
     "record_link",
+    "record_repeat",
     "record_unlink",
 ]
 
 LINKED = "linked"
 LINK_REFUSED = "link_refused"
 WRONG_PASSWORD = "wrong_password"
+WRONG_CODE = "wrong_code"
 LOCKED_OUT = "locked_out"
 EMAIL_UPDATED = "email_updated"
 EMAIL_SYNC_SKIPPED = "email_sync_skipped"
@@ -36,6 +40,38 @@ def record(
     backend: Any, event: str, *, user: Any, amazon_user_id: str | None, detail: str = ""
 ) -> None:
     """Write one event through the storage's ``link_events``."""
+    _events(backend).record(
+        event,
+        user_id=getattr(user, "id", None),
+        amazon_user_id=amazon_user_id,
+        detail=detail,
+    )
+
+
+def record_repeat(
+    backend: Any,
+    event: str,
+    *,
+    user: Any,
+    amazon_user_id: str | None,
+    since: datetime,
+    detail: str = "",
+) -> None:
+    """The same event again since ``since`` (a refusal while locked): counted on its row.
+
+    The row is written only when the user has none since then; otherwise its
+    ``repeats`` goes up by one, so a lock leaves one row however often it refuses.
+    """
+    _events(backend).record_repeat(
+        event,
+        user_id=getattr(user, "id", None),
+        amazon_user_id=amazon_user_id,
+        detail=detail,
+        since=since,
+    )
+
+
+def _events(backend: Any) -> Any:
     events = getattr(backend.strategy.storage, "link_events", None)
     if events is None:
         raise AuthConfigurationError(
@@ -45,12 +81,7 @@ def record(
             parameter="STORAGE",
             stage="pipeline",
         )
-    events.record(
-        event,
-        user_id=getattr(user, "id", None),
-        amazon_user_id=amazon_user_id,
-        detail=detail,
-    )
+    return events
 
 
 def record_link(

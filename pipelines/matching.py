@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,12 +28,15 @@ from social_amazon_link.errors import (
 )
 from social_amazon_link.text import plain, storable
 
-from .events import LINK_REFUSED, LOCKED_OUT, WRONG_PASSWORD, record
+from .events import LINK_REFUSED, LOCKED_OUT, record, record_repeat
 from .pause import DONE, answer_of, pause, resumed_prompt
 
 __all__ = ["match_by_email_require_password", "match_by_uid"]
 
 DEFAULT_PASSWORD_URL = "/link/amazon/password"
+#: How long a try waits for the tries of the same account being checked right
+#: now (a right password is not refused because wrong ones might be pending).
+BUSY_WAIT_SECONDS = 10.0
 
 
 def match_by_uid(
@@ -88,8 +91,12 @@ def match_by_email_require_password(
     Wrong passwords are counted per local account in the database; after
     ``LINK_MAX_PASSWORD_ATTEMPTS`` the account is locked for this flow for
     ``LINK_LOCKOUT_SECONDS`` (``too_many_attempts``, even with the right
-    password). A try is reserved before the password is checked, so
-    concurrent requests cannot exceed the limit.
+    password). Anyone who puts the address on an Amazon profile can cause
+    that lock, so its message tells the owner what still works: signing in
+    with the password, then linking from the account page. A try is reserved
+    before the password is checked (:func:`_prove`), so concurrent requests
+    cannot exceed the limit, and a right password waits for the tries being
+    checked instead of being refused for them.
 
     An account with no usable password proves ownership with a one-time code
     sent to its email through social-core's ``EMAIL_VALIDATION_FUNCTION``
@@ -111,24 +118,29 @@ def match_by_email_require_password(
     if prompt is None:
         return _ask(backend, pipeline_index, details, candidates, dict(kwargs, uid=uid))
 
+    storage = backend.strategy.storage
     if prompt["kind"] == "email_code":
         account = candidates[0] if len(candidates) == 1 else None
         if account is None or has_usable_password(account) or _signs_in_elsewhere(backend, account):
             # The accounts changed since the code was sent: start over.
             return _ask(backend, pipeline_index, details, candidates, dict(kwargs, uid=uid))
-        code = str(answer.get("code") or "").strip()
+        code = storage.code.normal_code(str(answer.get("code") or ""))
         if not code or not plain(code):
             raise InvalidRequest("Enter the code we emailed you.", backend=backend)
-        tried = _reserve_try(backend, account, uid)
-        # The code this pause sent, and no other: one sent to the same address
-        # for an earlier, abandoned sign-in proves nothing about this one.
-        sent = hmac.compare_digest(code_digest(code), str(prompt.get("code_digest", "")))
-        if not sent or not strategy.validate_email(account.email, code):
-            _wrong(backend, account, uid, tried.failures, WrongCode)
+        address = account.email
+
+        def code_sent() -> bool:
+            # The code this pause sent, and no other: one sent to the same address
+            # for an earlier, abandoned sign-in proves nothing about this one.
+            digest = str(prompt.get("code_digest", ""))
+            sent = hmac.compare_digest(storage.code.digest(code), digest)
+            return sent and bool(strategy.validate_email(address, code))
+
+        _prove(backend, [account], account, uid, code_sent, WrongCode)
         method = "email_code"
     else:
-        account = _chosen_account(backend, candidates, answer, uid)
-        if not has_usable_password(account):
+        account = _chosen_account(backend, candidates, answer)
+        if len(candidates) == 1 and not has_usable_password(account):
             record(backend, LINK_REFUSED, user=account, amazon_user_id=uid, detail="no_password")
             raise PasswordUnavailable(backend=backend, stage="pipeline")
         password = answer.get("password")
@@ -137,12 +149,14 @@ def match_by_email_require_password(
         if not storable(password):
             # Refused before a try is counted: no password holds these.
             raise InvalidRequest("The password has characters no password holds.", backend=backend)
-        tried = _reserve_try(backend, account, uid)
-        if not password_checker(backend)(account, password):
-            _wrong(backend, account, uid, tried.failures, WrongPassword)
+        checker = password_checker(backend)
+
+        def password_right() -> bool:
+            return _check_as_named(checker, candidates, account, password)
+
+        _prove(backend, candidates, account, uid, password_right, WrongPassword)
         method = "password"
 
-    backend.strategy.storage.link_attempts.clear(account.id)
     # DONE: the password or code goes no further.
     return {"user": account, "is_new": False, "link_method": method, **DONE}
 
@@ -181,7 +195,7 @@ def _ask(
 
         def send_code(token: str) -> dict[str, Any]:
             code = backend.strategy.send_email_validation(backend, account.email, token)
-            return {"code_digest": code_digest(code.code)}
+            return {"code_digest": backend.strategy.storage.code.digest(code.code)}
 
         return pause(
             backend,
@@ -207,19 +221,18 @@ def _limit_codes(backend: Any, account: Any, uid: Any) -> None:
     sent = backend.strategy.storage.code.sent_since(account.email, now - timedelta(seconds=window))
     if len(sent) < _max_attempts(backend):
         return
-    record(backend, LOCKED_OUT, user=account, amazon_user_id=uid, detail="codes_sent")
+    # One locked_out event while the codes sent fill the window: the later
+    # refusals are counted on it.
+    record_repeat(
+        backend, LOCKED_OUT, user=account, amazon_user_id=uid, detail="codes_sent", since=sent[-1]
+    )
     retry_after = max(1, int((sent[0] + timedelta(seconds=window) - now).total_seconds()) + 1)
     raise TooManyAttempts(
-        "We sent this address too many codes. Please wait before trying again.",
+        TooManyAttempts.CODES_MESSAGE,
         backend=backend,
         retry_after=retry_after,
         stage="pipeline",
     )
-
-
-def code_digest(code: str) -> str:
-    """What a pause keeps of the code it sent: enough to recognise it, not to use it."""
-    return hashlib.sha256(code.encode()).hexdigest()
 
 
 def _signs_in_elsewhere(backend: Any, account: Any) -> bool:
@@ -227,7 +240,8 @@ def _signs_in_elsewhere(backend: Any, account: Any) -> bool:
     return bool(backend.strategy.storage.user.get_social_auth_for_user(account))
 
 
-def _chosen_account(backend: Any, candidates: list[Any], answer: dict[str, Any], uid: Any) -> Any:
+def _chosen_account(backend: Any, candidates: list[Any], answer: dict[str, Any]) -> Any:
+    """The account the answer names (the only one, or by username), or None: none of them."""
     if len(candidates) == 1:
         return candidates[0]
     username = str(answer.get("username") or "").strip().lower()
@@ -236,9 +250,29 @@ def _chosen_account(backend: Any, candidates: list[Any], answer: dict[str, Any],
     for account in candidates:
         if str(account.username).lower() == username:
             return account
-    # Not one of the accounts with this email. Say no more than for a wrong
-    # password, and count nothing: no account was tried.
-    raise WrongPassword(backend=backend, attempts_left=_max_attempts(backend), stage="pipeline")
+    return None
+
+
+def _check_as_named(
+    checker: Callable[[Any, str], bool], candidates: list[Any], named: Any, password: str
+) -> bool:
+    """The password check of the several-accounts prompt, as long whoever is named.
+
+    A username that is not one of the accounts with this email (or one of them
+    without a password) gets a check all the same, of an account that has
+    one, and its result is thrown away: the answer takes as long as a wrong
+    password for an account that holds the email, and says no more.
+    """
+    if named is not None and has_usable_password(named):
+        return bool(checker(named, password))
+    decoy = min((c for c in candidates if has_usable_password(c)), key=_by_id, default=None)
+    if decoy is not None:
+        checker(decoy, password)
+    return False
+
+
+def _by_id(account: Any) -> str:
+    return str(account.id)
 
 
 def _max_attempts(backend: Any) -> int:
@@ -249,23 +283,84 @@ def _lockout_seconds(backend: Any) -> int:
     return int(backend.setting("LINK_LOCKOUT_SECONDS", 900))
 
 
-def _reserve_try(backend: Any, account: Any, uid: Any) -> Any:
+def _prove(
+    backend: Any,
+    accounts: list[Any],
+    named: Any,
+    uid: Any,
+    check: Callable[[], bool],
+    error: type[WrongPassword],
+) -> None:
+    """Run ``check`` (a password or code) as one counted try against each of ``accounts``.
+
+    A try is reserved on each account before anything is checked, in order
+    of id (two requests never wait on each other): however many requests
+    race, an account gets at most ``LINK_MAX_PASSWORD_ATTEMPTS`` checks before
+    it locks. Right: ``named``'s failures are forgotten and the link goes
+    ahead. Wrong: the try counts against every account, and the answer is
+    ``error`` with the fewest tries any of them has left.
+
+    On the several-accounts prompt ``accounts`` are all the accounts with
+    the email, whatever username was named: a guess names one of them or
+    none, and whoever guesses does not know which, so each guess costs each
+    of them a try (and the answer is the same for a username that does not
+    hold the email as for a wrong password of one that does). They are
+    locked together, then: a right password is refused when any of them is
+    locked, which only wrong answers to this email's prompt (or the
+    account's own) can have done.
+    """
+    attempts = backend.strategy.storage.link_attempts
+    held: list[Any] = []
+    try:
+        for account in sorted(accounts, key=_by_id):
+            _reserve_try(backend, account, uid)
+            held.append(account)
+        right = check()
+    except BaseException:
+        # Locked, or the check failed: what was reserved is given back.
+        for account in held:
+            attempts.release(account.id)
+        raise
+    if right:
+        for account in held:
+            if account is named:
+                attempts.clear(account.id)
+            else:
+                attempts.release(account.id)
+        return
+    most = 0
+    for account in held:
+        failures = attempts.fail(
+            account.id,
+            max_attempts=_max_attempts(backend),
+            lockout_seconds=_lockout_seconds(backend),
+        )
+        most = max(most, failures)
+        detail = error.code_name if account is named else "other_username"
+        record(backend, error.code_name, user=account, amazon_user_id=uid, detail=detail)
+        if failures == _max_attempts(backend):  # this try locked it: recorded once
+            record(backend, LOCKED_OUT, user=account, amazon_user_id=uid)
+    left = max(0, _max_attempts(backend) - most)
+    raise error(backend=backend, attempts_left=left, stage="pipeline")
+
+
+def _reserve_try(backend: Any, account: Any, uid: Any) -> None:
+    """Reserve a try on ``account`` (waiting for tries being checked), or refuse: locked."""
     reservation = backend.strategy.storage.link_attempts.reserve(
         account.id,
         max_attempts=_max_attempts(backend),
         lockout_seconds=_lockout_seconds(backend),
+        wait=BUSY_WAIT_SECONDS,
     )
-    if not reservation.allowed:
-        record(backend, LOCKED_OUT, user=account, amazon_user_id=uid)
-        raise TooManyAttempts(
-            backend=backend, retry_after=reservation.retry_after, stage="pipeline"
+    if reservation.allowed:
+        return
+    if not reservation.busy:
+        # One locked_out event per lock: refusals are counted on it.
+        record_repeat(
+            backend,
+            LOCKED_OUT,
+            user=account,
+            amazon_user_id=uid,
+            since=datetime.fromtimestamp(reservation.locked_since, UTC),
         )
-    return reservation
-
-
-def _wrong(backend: Any, account: Any, uid: Any, failures: int, error: type[WrongPassword]) -> None:
-    left = max(0, _max_attempts(backend) - failures)
-    record(backend, WRONG_PASSWORD, user=account, amazon_user_id=uid, detail=error.code_name)
-    if left == 0:
-        record(backend, LOCKED_OUT, user=account, amazon_user_id=uid)
-    raise error(backend=backend, attempts_left=left, stage="pipeline")
+    raise TooManyAttempts(backend=backend, retry_after=reservation.retry_after, stage="pipeline")

@@ -207,18 +207,37 @@ class PasswordUnavailable(AmazonError, AuthPolicyError):
 
 
 class TooManyAttempts(AmazonError, AuthPolicyError):
-    """Too many wrong passwords for this local account; locked for a while."""
+    """Too many wrong passwords (or codes sent) for this local account; locked for a while.
+
+    Anyone whose Amazon profile carries the account's email can cause this:
+    the message tells the owner the way that still works, which no lock of
+    the linking flow touches.
+    """
 
     code_name = "too_many_attempts"
     http_status = 429
-    message = "Too many wrong passwords. Please wait before trying again."
+    message = (
+        "Too many wrong passwords were tried to link an Amazon account to this account, "
+        "so linking is paused for a while. If the account is yours, you can still sign in "
+        "with your password as usual, then link Amazon from your account page."
+    )
+    #: When the lock is on the codes emailed to the account's address.
+    CODES_MESSAGE: ClassVar[str] = (
+        "We sent this address too many codes, so linking is paused for a while. If the "
+        "account is yours, sign in to it as you usually do, then link Amazon from your "
+        "account page."
+    )
 
     def __init__(self, *details: object, retry_after: int, **kw: Any) -> None:
         super().__init__(*details, retry_after=str(retry_after), **kw)
         self.retry_after_seconds = retry_after
 
     def as_json(self) -> dict[str, Any]:
-        return {"error": self.code, "retry_after": self.retry_after_seconds}
+        return {
+            "error": self.code,
+            "retry_after": self.retry_after_seconds,
+            "message": self.detail or self.message,
+        }
 
 
 class InvalidPartial(AmazonError, AuthSessionError):

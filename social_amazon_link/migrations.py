@@ -4,16 +4,19 @@ The tables reference the app's users table, whose revision only the app
 knows, so they are not a separate Alembic branch: the app calls these from a
 revision of its own, after its users table exists::
 
-    from social_amazon_link.migrations import create_tables, drop_tables
+    from social_amazon_link.migrations import create_tables, drop_tables, upgrade_2
 
     def upgrade():
         create_tables(op, users_table="users", users_id="id")  # users_id_type=sa.Uuid...
+        upgrade_2(op, users_table="users", users_id="id")
 
     def downgrade():
         drop_tables(op)
 
-Each function is a frozen snapshot of one schema version; a later schema
-change will come as a new function (``upgrade_2``...), never as an edit here.
+Each function is a frozen snapshot of one schema change; a later one comes
+as a new function (``upgrade_3``...), never as an edit here. An app that ran
+:func:`create_tables` in an earlier revision calls :func:`upgrade_2` (and
+:func:`downgrade_2` to go back) from a new one.
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["SCHEMA_VERSION", "create_tables", "drop_tables"]
+__all__ = ["SCHEMA_VERSION", "create_tables", "downgrade_2", "drop_tables", "upgrade_2"]
 
-#: The schema version :func:`create_tables` creates.
-SCHEMA_VERSION = 1
+#: The schema version :func:`create_tables` and then each ``upgrade_N`` make.
+SCHEMA_VERSION = 2
 
 _TZ = sa.DateTime(timezone=True)
 
@@ -92,19 +95,7 @@ def create_tables(
         sa.Column("backend", sa.String(32), nullable=False),
         sa.Column("timestamp", _TZ, nullable=False),
     )
-    op.create_table(
-        "amazon_link_password_attempts",
-        sa.Column(
-            "user_id",
-            users_id_type,
-            sa.ForeignKey(user_fk, ondelete="CASCADE"),
-            primary_key=True,
-            autoincrement=False,
-        ),
-        sa.Column("failures", sa.Integer, nullable=False),
-        sa.Column("last_failure_at", sa.Integer, nullable=False),
-        sa.Column("locked_until", sa.Integer, nullable=False),
-    )
+    _attempts_table(op, user_fk, users_id_type, scoped=False)
     op.create_table(
         "amazon_link_events",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -117,8 +108,59 @@ def create_tables(
     op.create_index("ix_amazon_link_events_user_id", "amazon_link_events", ["user_id"])
 
 
+def upgrade_2(
+    op: Any, *, users_table: str = "users", users_id: str = "id", users_id_type: Any = sa.Integer
+) -> None:
+    """Schema version 2: wrong-password counts per door, pending tries, repeated events.
+
+    ``amazon_link_password_attempts`` is made again with ``scope`` in its key
+    and a ``pending`` column: its rows (counts of the last
+    ``LINK_LOCKOUT_SECONDS``) are dropped, so a lock in force ends at the
+    upgrade. ``amazon_link_events`` gets ``repeats`` (0 for the rows it has).
+    """
+    op.drop_table("amazon_link_password_attempts")
+    _attempts_table(op, f"{users_table}.{users_id}", users_id_type, scoped=True)
+    op.add_column(
+        "amazon_link_events",
+        sa.Column("repeats", sa.Integer, nullable=False, server_default="0"),
+    )
+
+
+def downgrade_2(
+    op: Any, *, users_table: str = "users", users_id: str = "id", users_id_type: Any = sa.Integer
+) -> None:
+    """Back to schema version 1 (the counts are dropped again)."""
+    with op.batch_alter_table("amazon_link_events") as batch:
+        batch.drop_column("repeats")
+    op.drop_table("amazon_link_password_attempts")
+    _attempts_table(op, f"{users_table}.{users_id}", users_id_type, scoped=False)
+
+
+def _attempts_table(op: Any, user_fk: str, users_id_type: Any, *, scoped: bool) -> None:
+    """``amazon_link_password_attempts``: version 1's, or (``scoped``) version 2's."""
+    user_id = sa.Column(
+        "user_id",
+        users_id_type,
+        sa.ForeignKey(user_fk, ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    )
+    version_2 = [
+        sa.Column("scope", sa.String(16), primary_key=True),
+        sa.Column("pending", sa.Integer, nullable=False),
+    ]
+    op.create_table(
+        "amazon_link_password_attempts",
+        user_id,
+        *(version_2 if scoped else []),
+        sa.Column("failures", sa.Integer, nullable=False),
+        sa.Column("last_failure_at", sa.Integer, nullable=False),
+        sa.Column("locked_until", sa.Integer, nullable=False),
+    )
+
+
 def drop_tables(op: Any) -> None:
-    """Drop what :func:`create_tables` created (their data goes with them)."""
+    """Drop what :func:`create_tables` created, in any version (their data goes with them)."""
     for table in (
         "amazon_link_events",
         "amazon_link_password_attempts",

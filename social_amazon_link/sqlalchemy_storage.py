@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import re
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -63,10 +66,15 @@ from .errors import DatabaseUnavailable
 from .text import storable
 
 __all__ = [
+    "CODE_ALPHABET",
+    "CODE_LENGTH",
     "DEFAULT_EVENTS_MAX_AGE",
+    "EmailCode",
     "SQLAlchemyStorage",
     "SocialModels",
+    "bind_secret",
     "bind_session",
+    "code_digest",
     "models_for",
     "use_models",
 ]
@@ -98,6 +106,23 @@ def _plain(session: AnySession) -> Session:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _serialise(session: AnySession, table: Any, name: str) -> None:
+    """Hold a lock on ``name`` until the session's next commit or rollback.
+
+    PostgreSQL: a transaction advisory lock on ``name``. SQLite: its database
+    write lock (any write statement takes it until commit; this one, on
+    ``table``, changes no row).
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        digest = hashlib.sha256(name.encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        session.execute(select(func.pg_advisory_xact_lock(key)))
+    elif dialect == "sqlite":
+        column = table.c.id
+        session.execute(update(table).where(column == -1).values({column.name: column}))
 
 
 @contextmanager
@@ -411,13 +436,60 @@ class SQLAlchemyAssociation(_Saved, AssociationMixin):
 
 
 class SQLAlchemyCode(_Saved, CodeMixin):
-    """One-time codes sent by email (social-core's email validation)."""
+    """One-time codes sent by email (social-core's email validation), kept as keyed hashes.
+
+    The table holds ``code_digest(code)`` only: an HMAC-SHA256 of the code
+    (its first 128 bits, hex) under a key derived from the app's secret
+    (``SECRET_KEY``, bound by the integration, :func:`bind_secret`). Whoever
+    reads the table cannot type a code from it, nor test guesses against it
+    without the key. :meth:`make_code` and :meth:`get_code` hand out an
+    :class:`EmailCode`, which carries the plain code to the sender (social-core
+    passes it to ``EMAIL_VALIDATION_FUNCTION``, which reads ``code.code``) and
+    to social-core's ``validate_email``; it is not mapped, so no flush can
+    write that code to the database.
+
+    A code is :data:`CODE_LENGTH` characters of :data:`CODE_ALPHABET` (no 0/O,
+    1/I/L to mistake for each other): 31**8, about 8.5e11 codes. A guess must
+    be the one code its pause sent, and each costs a try: at most
+    ``LINK_MAX_PASSWORD_ATTEMPTS`` (5) per ``LINK_LOCKOUT_SECONDS`` (900 s) for
+    the account, so about 175,000 guesses a year, a chance of 2e-7 a year.
+    """
+
+    @staticmethod
+    def normal_code(code: str) -> str:
+        """A code as typed, as it was sent: upper case, without spaces or dashes."""
+        return normal_code(code)
+
+    @staticmethod
+    def digest(code: str) -> str:
+        """The keyed hash kept of ``code`` (by this table, and by the pause that sent it)."""
+        return code_digest(code)
 
     @classmethod
-    def get_code(cls, code: str) -> Any:
+    def generate_code(cls) -> str:
+        return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+    @classmethod
+    def make_code(cls, email: str) -> EmailCode:
+        """Store a new code's digest for ``email``; the plain code only in the answer."""
+        for _ in range(5):  # two live codes with one digest: practically never
+            code = cls.generate_code()
+            row = cls(email=email, code=code_digest(code), verified=False, timestamp=_now())
+            try:
+                _commit(row)
+            except IntegrityError:
+                continue
+            return EmailCode(row, code)
+        raise RuntimeError("could not store a new one-time code")
+
+    @classmethod
+    def get_code(cls, code: str) -> EmailCode | None:
+        """The code as typed (any case, spaces or dashes), or None when no row has its digest."""
+        code = normal_code(code)
         if not code or not storable(code):
             return None
-        return _session().scalars(select(cls).where(cls.code == code)).first()
+        row = _session().scalars(select(cls).where(cls.code == code_digest(code))).first()
+        return EmailCode(row, code) if row is not None else None
 
     @classmethod
     def sent_since(cls, email: str, since: datetime) -> list[datetime]:
@@ -432,6 +504,56 @@ class SQLAlchemyCode(_Saved, CodeMixin):
         )
         # SQLite hands back naive datetimes; they were written in UTC.
         return [t if t.tzinfo else t.replace(tzinfo=UTC) for t in _session().scalars(query)]
+
+
+class EmailCode(CodeMixin):
+    """A one-time code as the person received it: the plain ``code``, never mapped or stored."""
+
+    def __init__(self, row: Any, code: str) -> None:
+        self._model = type(row)
+        self.id = row.id
+        self.email = row.email
+        self.code = code
+        self.verified = bool(row.verified)
+        self.timestamp = row.timestamp
+
+    def save(self) -> None:
+        """Only ``verified`` changes (social-core's ``verify()``); the digest stays."""
+        with _writing() as session:
+            session.execute(
+                update(self._model.__table__)
+                .where(self._model.__table__.c.id == self.id)
+                .values(verified=self.verified)
+            )
+
+
+#: The characters of an emailed code: no 0/O, no 1/I/L.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+#: Characters per code: short enough to type from an email.
+CODE_LENGTH = 8
+_CODE_CONTEXT = b"social-amazon-link/email-codes/v1\x00"
+_secret_provider: Callable[[], str | bytes | None] | None = None
+
+
+def bind_secret(provider: Callable[[], str | bytes | None]) -> None:
+    """Tell the storage where the app's secret is (``SECRET_KEY``; set by the integration)."""
+    global _secret_provider
+    _secret_provider = provider
+
+
+def normal_code(code: str) -> str:
+    """A code as typed, as it was sent: upper case, without spaces or dashes."""
+    return re.sub(r"[\s-]+", "", code).upper()
+
+
+def code_digest(code: str) -> str:
+    """The keyed hash kept of a code (the table's, and a pause's): 128 bits, hex."""
+    secret = _secret_provider() if _secret_provider is not None else None
+    if not secret:
+        raise RuntimeError("emailed codes need the app's secret: set SECRET_KEY")
+    raw = secret.encode() if isinstance(secret, str) else secret
+    key = hashlib.sha256(_CODE_CONTEXT + raw).digest()
+    return hmac.new(key, normal_code(code).encode(), hashlib.sha256).hexdigest()[:32]
 
 
 class SQLAlchemyPartial(_Saved, PartialMixin):
@@ -463,31 +585,85 @@ class Reservation:
     """The answer of :meth:`SQLAlchemyPasswordAttempts.reserve`."""
 
     allowed: bool
-    #: Failures counted so far, this try included (provisionally: a right
-    #: password clears them).
+    #: Wrong tries counted so far (confirmed ones; this one is not yet).
     failures: int
-    #: Seconds until the lock ends, when not allowed.
+    #: Seconds until the lock ends, when locked.
     retry_after: int = 0
+    #: Refused only because other tries are being checked right now: none of
+    #: them may be wrong, so ask again in a moment (the account is not locked).
+    busy: bool = False
+    #: When the lock began (epoch seconds), when locked.
+    locked_since: int = 0
+
+
+#: A try still pending this long after it was reserved never reported back
+#: (its process died): it no longer holds a place.
+STALE_TRY_SECONDS = 60
 
 
 class SQLAlchemyPasswordAttempts:
     """Wrong-password counters per local account, shared by every app process.
 
     A try is *reserved* before the password is checked, by one conditional
-    ``UPDATE``: however many requests race, at most ``max_attempts`` of them
-    get to check a password before the lock.
+    ``UPDATE``: the tries being checked (``pending``) and the wrong ones
+    counted (``failures``) together never exceed ``max_attempts``, so however
+    many requests race, at most ``max_attempts`` passwords are checked before
+    the lock. The outcome is then reported: :meth:`fail` counts the try (and
+    the one that reaches ``max_attempts`` locks the account), :meth:`clear`
+    forgets every failure. A refusal while tries are pending but the account
+    is not locked says ``busy``: a right password waits for them instead of
+    being refused (the steps retry), and is refused only once wrong ones locked it.
+
+    ``scope`` keeps separate counts for separate doors: ``"link"`` (this
+    library's password prompt) and, say, ``"sign_in"`` (the app's own sign-in
+    page), so that locking one does not lock the other.
     """
 
     @classmethod
     def reserve(
-        cls, user_id: Any, *, max_attempts: int, lockout_seconds: int, now: int | None = None
+        cls,
+        user_id: Any,
+        *,
+        max_attempts: int,
+        lockout_seconds: int,
+        now: int | None = None,
+        scope: str = "link",
+        wait: float = 0.0,
+    ) -> Reservation:
+        """Reserve a try; while only tries being checked stand in the way, wait up to ``wait`` s.
+
+        Report its outcome with :meth:`fail`, :meth:`clear` or :meth:`release`.
+        """
+        deadline = time.monotonic() + wait
+        pause = 0.02
+        while True:
+            reservation = cls._reserve(user_id, max_attempts, lockout_seconds, now, scope)
+            if not reservation.busy or time.monotonic() + pause > deadline:
+                return reservation
+            # If those tries are right, this one gets its turn; if wrong, the
+            # account locks and this one is refused for that.
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
+
+    @classmethod
+    def _reserve(
+        cls, user_id: Any, max_attempts: int, lockout_seconds: int, now: int | None, scope: str
     ) -> Reservation:
         now = int(time.time()) if now is None else now
         table = cls.__table__
-        row = table.c.user_id == user_id
-        if _session().get(cls, user_id) is None:
+        row = and_(table.c.user_id == user_id, table.c.scope == scope)
+        if _session().get(cls, (user_id, scope)) is None:
             try:
-                _commit(cls(user_id=user_id, failures=0, last_failure_at=0, locked_until=0))
+                _commit(
+                    cls(
+                        user_id=user_id,
+                        scope=scope,
+                        failures=0,
+                        pending=0,
+                        last_failure_at=0,
+                        locked_until=0,
+                    )
+                )
             except IntegrityError:
                 pass  # another request created it first
         with _writing() as session:
@@ -507,40 +683,106 @@ class SQLAlchemyPasswordAttempts:
                 )
                 .values(failures=0, locked_until=0)
             )
-            # In SET, "failures" is the value before this update.
+            session.execute(
+                update(table)
+                .where(row, table.c.pending > 0, table.c.last_failure_at < now - STALE_TRY_SECONDS)
+                .values(pending=0)
+            )
+            reserved = session.execute(
+                update(table)
+                .where(
+                    row,
+                    table.c.locked_until == 0,
+                    table.c.failures + table.c.pending < max_attempts,
+                )
+                .values(pending=table.c.pending + 1, last_failure_at=now)
+                .returning(table.c.failures)
+            ).scalar()
+            state = (
+                None
+                if reserved is not None
+                else session.execute(
+                    select(table.c.failures, table.c.locked_until, table.c.last_failure_at).where(
+                        row
+                    )
+                ).one()
+            )
+        if state is None:
+            return Reservation(allowed=True, failures=int(reserved or 0))
+        failures, locked_until = int(state.failures), int(state.locked_until)
+        if locked_until == 0 and failures < max_attempts:
+            return Reservation(allowed=False, failures=failures, retry_after=1, busy=True)
+        # Locked; or failures counted under a higher max_attempts, which hold
+        # until they are forgotten.
+        locked_until = locked_until or int(state.last_failure_at) + lockout_seconds + 1
+        return Reservation(
+            allowed=False,
+            failures=failures,
+            retry_after=max(1, locked_until - now),
+            locked_since=locked_until - lockout_seconds - 1,
+        )
+
+    @classmethod
+    def fail(
+        cls,
+        user_id: Any,
+        *,
+        max_attempts: int,
+        lockout_seconds: int,
+        now: int | None = None,
+        scope: str = "link",
+    ) -> int:
+        """The reserved try was wrong: count it. Returns the failures counted, this one included.
+
+        The try that brings the count to ``max_attempts`` locks the account
+        for ``lockout_seconds``: exactly one try does, so the caller that gets
+        ``max_attempts`` back records the lock, once.
+        """
+        now = int(time.time()) if now is None else now
+        table = cls.__table__
+        with _writing() as session:
             failures = session.execute(
                 update(table)
-                .where(row, table.c.failures < max_attempts)
+                .where(table.c.user_id == user_id, table.c.scope == scope)
                 .values(
+                    # In SET, the columns hold their values before this update.
+                    pending=case((table.c.pending > 0, table.c.pending - 1), else_=0),
                     failures=table.c.failures + 1,
                     last_failure_at=now,
                     # Whole seconds: one more, so a lock never lasts less than asked.
                     locked_until=case(
                         (table.c.failures + 1 >= max_attempts, now + lockout_seconds + 1),
-                        else_=0,
+                        else_=table.c.locked_until,
                     ),
                 )
                 .returning(table.c.failures)
             ).scalar()
-            locked_until = (
-                None
-                if failures is not None
-                else session.execute(select(table.c.locked_until).where(row)).scalar()
-            )
-        if failures is not None:
-            return Reservation(allowed=True, failures=int(failures))
-        return Reservation(
-            allowed=False, failures=max_attempts, retry_after=max(1, int(locked_until or 0) - now)
-        )
+        return int(failures or 0)
 
     @classmethod
-    def clear(cls, user_id: Any) -> None:
-        """A right password: forget the failures."""
+    def clear(cls, user_id: Any, *, scope: str = "link") -> None:
+        """The reserved try was right: forget the failures (and that try)."""
+        table = cls.__table__
         with _writing() as session:
             session.execute(
-                update(cls.__table__)
-                .where(cls.__table__.c.user_id == user_id)
-                .values(failures=0, locked_until=0)
+                update(table)
+                .where(table.c.user_id == user_id, table.c.scope == scope)
+                .values(
+                    failures=0,
+                    locked_until=0,
+                    pending=case((table.c.pending > 0, table.c.pending - 1), else_=0),
+                )
+            )
+
+    @classmethod
+    def release(cls, user_id: Any, *, scope: str = "link") -> None:
+        """The reserved try was not checked after all: give its place back, count nothing."""
+        table = cls.__table__
+        with _writing() as session:
+            session.execute(
+                update(table)
+                .where(table.c.user_id == user_id, table.c.scope == scope, table.c.pending > 0)
+                .values(pending=table.c.pending - 1)
             )
 
 
@@ -554,6 +796,49 @@ class SQLAlchemyLinkEvent:
         _commit(
             cls(event=event, user_id=user_id, amazon_user_id=amazon_user_id, detail=detail[:200])
         )
+
+    @classmethod
+    def record_repeat(
+        cls,
+        event: str,
+        *,
+        user_id: Any,
+        amazon_user_id: str | None,
+        detail: str = "",
+        since: datetime,
+    ) -> None:
+        """The same event again (a refusal while locked, say): counted, not written again.
+
+        Adds one to ``repeats`` of the user's latest ``event`` row with this
+        detail written at or after ``since`` (when the lock began); writes
+        that row only when there is none. Serialised per user and event, so
+        simultaneous refusals never write two rows.
+        """
+        table = cls.__table__
+        with _writing() as session:
+            _serialise(session, table, f"{table.name}\0{user_id}\0{event}\0{detail}")
+            latest = (
+                select(func.max(table.c.id))
+                .where(
+                    table.c.user_id == user_id,
+                    table.c.event == event,
+                    table.c.detail == detail[:200],
+                    table.c.created >= since,
+                )
+                .scalar_subquery()
+            )
+            counted = session.execute(
+                update(table).where(table.c.id == latest).values(repeats=table.c.repeats + 1)
+            )
+            if not getattr(counted, "rowcount", 0):
+                session.add(
+                    cls(
+                        event=event,
+                        user_id=user_id,
+                        amazon_user_id=amazon_user_id,
+                        detail=detail[:200],
+                    )
+                )
 
     @classmethod
     def for_user(cls, user_id: Any, limit: int = 20) -> list[Any]:
@@ -795,7 +1080,12 @@ def _build_models(user_model: type[Any]) -> SocialModels:
     class PasswordAttempts(SQLAlchemyPasswordAttempts):
         __tablename__ = "amazon_link_password_attempts"
         user_id = mapped_column(ForeignKey(user_pk, ondelete="CASCADE"), primary_key=True)
+        # Which door the count is for: "link" (this library's prompt), or the
+        # app's own ("sign_in", say).
+        scope = mapped_column(String(16), primary_key=True, default="link")
         failures = mapped_column(Integer, nullable=False, default=0)
+        # Tries reserved and being checked right now.
+        pending = mapped_column(Integer, nullable=False, default=0)
         # Epoch seconds: compared inside UPDATE statements on every database.
         last_failure_at = mapped_column(Integer, nullable=False, default=0)
         locked_until = mapped_column(Integer, nullable=False, default=0)
@@ -809,6 +1099,9 @@ def _build_models(user_model: type[Any]) -> SocialModels:
         amazon_user_id = mapped_column(String(255), nullable=True)
         detail = mapped_column(String(200), nullable=False, default="")
         created = mapped_column(DateTime(timezone=True), nullable=False, default=_now)
+        # The same event again since, counted here instead of written again
+        # (refusals while locked): see record_repeat.
+        repeats = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
     return SocialModels(
         UserSocialAuth, Nonce, Association, Code, Partial, PasswordAttempts, LinkEvent

@@ -19,6 +19,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import BadRequest, Conflict
 
+from social_amazon_link.errors import TooManyAttempts
 from social_amazon_link.flask import api as api_module
 from social_amazon_link.flask.api import MAX_BODY_BYTES
 from tests import sample_app
@@ -184,7 +185,14 @@ def test_locked_account_is_too_many_attempts(serve_app, phone, lwa_emulator, ide
     locked = api(phone, app, "continue", {"partial_token": token, "password": PASSWORD})
     assert locked.status_code == 429
     body = locked.json()
-    assert body == {"error": "too_many_attempts", "retry_after": body["retry_after"]}
+    assert body == {
+        "error": "too_many_attempts",
+        "retry_after": body["retry_after"],
+        # The way that still works, which no lock of the linking flow touches.
+        "message": TooManyAttempts.message,
+    }
+    assert "sign in with your password" in body["message"]
+    assert "link Amazon from your account page" in body["message"]
     # LINK_LOCKOUT_SECONDS (kept in whole seconds, rounded up), counting down.
     assert 895 <= body["retry_after"] <= 901
     assert locked.headers["Retry-After"] == str(body["retry_after"])
@@ -213,6 +221,36 @@ def test_several_accounts_with_the_email_must_name_one(serve_app, phone, lwa_emu
     )
     assert done.json()["user"]["id"] == second
     assert app.links() == [(second, GRACE)]
+
+
+def test_a_username_without_the_email_answers_as_a_wrong_password(
+    serve_app, phone, lwa_emulator, identities
+):
+    app = serve_app()
+    first = app.add_user("grace", "grace@example.com", PASSWORD)
+    second = app.add_user("ghopper", "GRACE@example.com", "another password")
+    app.add_user("alan", "alan@example.com", "alan password")
+    token = sign_in(phone, app, lwa_emulator, GRACE).json()["partial_token"]
+
+    def guess(username: str) -> tuple[int, Any]:
+        answer = {"partial_token": token, "username": username, "password": "a wrong guess"}
+        reply = api(phone, app, "continue", answer)
+        return reply.status_code, reply.json()
+
+    # Another account's username, no account's, one with the email: one sequence.
+    answers = [guess(name) for name in ("alan", "nobody", "ghopper", "alan", "grace")]
+    assert answers == [
+        (403, {"error": "wrong_password", "attempts_left": left}) for left in (4, 3, 2, 1, 0)
+    ]
+    assert (app.failures(first), app.failures(second)) == (5, 5)
+    locked = api(
+        phone,
+        app,
+        "continue",
+        {"partial_token": token, "username": "ghopper", "password": "another password"},
+    )
+    assert locked.status_code == 429
+    assert app.links() == []
 
 
 def test_account_without_password_answers_with_an_emailed_code(

@@ -8,10 +8,10 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import String, Uuid, create_engine, inspect
+from sqlalchemy import String, Uuid, create_engine, inspect, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from social_amazon_link.migrations import create_tables, drop_tables
+from social_amazon_link.migrations import create_tables, downgrade_2, drop_tables, upgrade_2
 from social_amazon_link.sqlalchemy_storage import models_for
 from tests import sample_app
 
@@ -64,7 +64,9 @@ def test_create_tables_matches_the_mapped_models(database_url, user_model, optio
     try:
         with engine.begin() as conn:
             metadata.tables[users_table].create(conn)  # the app's own first migration
-            create_tables(Operations(MigrationContext.configure(conn)), **options)
+            operations = Operations(MigrationContext.configure(conn))
+            create_tables(operations, **options)
+            upgrade_2(operations, **options)
         with engine.connect() as conn:
             opts = {"compare_type": True, "compare_server_default": _server_defaults_differ}
             diff = compare_metadata(MigrationContext.configure(conn, opts=opts), metadata)
@@ -74,5 +76,55 @@ def test_create_tables_matches_the_mapped_models(database_url, user_model, optio
             drop_tables(Operations(MigrationContext.configure(conn)))
         with engine.connect() as conn:
             assert set(inspect(conn).get_table_names()) == {users_table}
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_2_keeps_the_events_and_downgrade_2_goes_back(database_url):
+    models_for(sample_app.User)
+    metadata = sample_app.User.metadata
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            metadata.tables["users"].create(conn)
+            create_tables(Operations(MigrationContext.configure(conn)))  # an app on version 1
+            conn.execute(text("INSERT INTO users (id, username) VALUES (1, 'grace')"))
+            conn.execute(
+                text(
+                    "INSERT INTO amazon_link_events (user_id, event, detail, created)"
+                    " VALUES (1, 'linked', 'password', CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO amazon_link_password_attempts"
+                    " (user_id, failures, last_failure_at, locked_until) VALUES (1, 2, 0, 0)"
+                )
+            )
+        with engine.begin() as conn:
+            upgrade_2(Operations(MigrationContext.configure(conn)))
+        with engine.connect() as conn:
+            events = conn.execute(text("SELECT event, repeats FROM amazon_link_events"))
+            assert [tuple(row) for row in events] == [("linked", 0)]
+            attempts = conn.execute(text("SELECT * FROM amazon_link_password_attempts"))
+            assert list(attempts) == []  # counts in progress are dropped
+            columns = {
+                c["name"] for c in inspect(conn).get_columns("amazon_link_password_attempts")
+            }
+            assert {"scope", "pending"} <= columns
+        with engine.begin() as conn:
+            downgrade_2(Operations(MigrationContext.configure(conn)))
+        with engine.connect() as conn:
+            events = conn.execute(text("SELECT event, detail FROM amazon_link_events"))
+            assert [tuple(row) for row in events] == [("linked", "password")]
+            columns = {
+                c["name"] for c in inspect(conn).get_columns("amazon_link_password_attempts")
+            }
+            assert "scope" not in columns and "pending" not in columns
+            assert "repeats" not in {
+                c["name"] for c in inspect(conn).get_columns("amazon_link_events")
+            }
+        with engine.begin() as conn:
+            drop_tables(Operations(MigrationContext.configure(conn)))
     finally:
         engine.dispose()

@@ -116,6 +116,14 @@ def test_codes_to_one_address_are_limited(serve_app, browser, grace):
     assert len(sample_app.OUTBOX) == 5
     assert partials(app) == 0
     assert app.events()[-1] == ("locked_out", user_id, grace, "codes_sent")
+    assert "sign in to it as you usually do, then link Amazon from your account page" in page.text
+
+    # Two more sign-ins are refused too, and counted on that one row.
+    for _ in range(2):
+        assert sign_in(browser, app, grace).status_code == 429
+    assert len(sample_app.OUTBOX) == 5
+    rows = app.query("SELECT detail, repeats FROM amazon_link_events WHERE event = 'locked_out'")
+    assert [tuple(row) for row in rows] == [("codes_sent", 2)]
 
 
 def test_a_code_from_an_abandoned_sign_in_proves_nothing(serve_app, browser, grace, lwa_emulator):

@@ -74,19 +74,7 @@ def test_twenty_simultaneous_wrong_passwords_get_at_most_five_tries(serve_app, l
     lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
     app = serve_app()
     user_id = app.add_user("grace", "grace@example.com", "the right one")
-    prompts: list[tuple[requests.Session, Any]] = []
-    for _ in range(20):
-        client = requests.Session()
-        prompts.append((client, sign_in(client, app, GRACE)))
-    start = threading.Barrier(20)
-
-    def guess(item: tuple[requests.Session, Any]) -> int:
-        client, prompt = item
-        start.wait()
-        return answer_prompt(client, prompt, password="a wrong guess").status_code
-
-    with ThreadPoolExecutor(20) as pool:
-        statuses = list(pool.map(guess, prompts))
+    statuses = answered_at_once(app, [GRACE] * 20, "a wrong guess")
 
     assert statuses.count(403) == 5  # wrong_password: the five tries that were checked
     assert statuses.count(429) == 15  # too_many_attempts: never checked
@@ -97,5 +85,42 @@ def test_twenty_simultaneous_wrong_passwords_get_at_most_five_tries(serve_app, l
     events = [e[0] for e in app.events()]
     assert events.count("wrong_password") == 5
     assert app.query("SELECT id FROM social_auth_usersocialauth") == []
-    for client, _prompt in prompts:
-        client.close()
+
+
+def test_ten_simultaneous_right_passwords_all_link(serve_app, lwa_emulator):
+    # Ten Amazon accounts carrying Grace's email, each paused on her password
+    # prompt; all ten answer with the right password at once. A right password
+    # is refused only when wrong ones locked the account: none of these is.
+    identities = [f"amzn1.account.AEGRACEHOPPER{n:05}" for n in range(10)]
+    for amazon_id in identities:
+        lwa_emulator.add_identity(amazon_id, "Grace Hopper", "grace@example.com")
+    app = serve_app()
+    user_id = app.add_user("grace", "grace@example.com", "the right one")
+    statuses = answered_at_once(app, identities, "the right one")
+
+    assert statuses == [200] * 10  # each signed in (/me), none 429
+    assert sorted(app.links()) == sorted((user_id, amazon_id) for amazon_id in identities)
+    assert [event for event, *_ in app.events()] == ["linked"] * 10
+    assert app.query(
+        "SELECT failures, pending, locked_until FROM amazon_link_password_attempts"
+    ) == [(0, 0, 0)]
+
+
+def answered_at_once(app: Any, amazon_ids: list[str], password: str) -> list[int]:
+    """A password prompt paused for each Amazon account, then all answered at once: statuses."""
+    clients = [requests.Session() for _ in amazon_ids]
+    try:
+        prompts = [
+            sign_in(c, app, amazon_id) for c, amazon_id in zip(clients, amazon_ids, strict=True)
+        ]
+        start = threading.Barrier(len(clients))
+
+        def answer(n: int) -> int:
+            start.wait()
+            return answer_prompt(clients[n], prompts[n], password=password).status_code
+
+        with ThreadPoolExecutor(len(clients)) as pool:
+            return list(pool.map(answer, range(len(clients))))
+    finally:
+        for client in clients:
+            client.close()

@@ -18,6 +18,7 @@ from ..sqlalchemy_storage import (
     AnySession,
     SocialModels,
     SQLAlchemyStorage,
+    bind_secret,
     bind_session,
     models_for,
     use_models,
@@ -36,21 +37,32 @@ class FlaskStorage(SQLAlchemyStorage):
 class _AppState:
     session: AnySession
     models: SocialModels
+    app: Flask
 
 
-_last_session: AnySession | None = None
+_last_state: _AppState | None = None
 
 
-def _current_session() -> AnySession:
+def _current_state() -> _AppState:
     # Several apps may share a process (tests do): each request uses its own
     # app's session; outside a request, the one bound last.
     if has_app_context():
         state = current_app.extensions.get(EXTENSION)
         if isinstance(state, _AppState):
-            return state.session
-    if _last_session is None:
+            return state
+    if _last_state is None:
         raise RuntimeError("init_social(app, session) has not been called")
-    return _last_session
+    return _last_state
+
+
+def _current_session() -> AnySession:
+    return _current_state().session
+
+
+def _current_secret() -> str | bytes | None:
+    # The key of the emailed codes' hashes is derived from SECRET_KEY.
+    secret: str | bytes | None = _current_state().app.secret_key
+    return secret
 
 
 def init_social(
@@ -65,16 +77,16 @@ def init_social(
     ``id``, ``username`` and ``email``. The tables join the user model's
     ``MetaData``: the app's ``create_all()`` or migrations create them.
     """
-    global _last_session
+    global _last_state
     model = user_model or app.config.get("SOCIAL_AUTH_USER_MODEL")
     if model is None:
         raise RuntimeError("init_social needs user_model or SOCIAL_AUTH_USER_MODEL")
     resolved: type[Any] = module_member(model) if isinstance(model, str) else model  # type: ignore[no-untyped-call]
     models = models_for(resolved)
     use_models(FlaskStorage, models)
-    app.extensions[EXTENSION] = _AppState(session=session, models=models)
-    _last_session = session
+    app.extensions[EXTENSION] = _last_state = _AppState(session=session, models=models, app=app)
     bind_session(_current_session)
+    bind_secret(_current_secret)
     app.config.setdefault("SOCIAL_AUTH_STORAGE", f"{__name__}.FlaskStorage")
     return models
 
