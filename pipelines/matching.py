@@ -100,7 +100,7 @@ def match_by_email_require_password(
     # Signed in (connecting Amazon to their account): nothing to prove. But a
     # prompt that paused with nobody signed in stays unanswered by whoever
     # signed in since: that is the next person at a shared computer.
-    check_resumed_by(backend, kwargs, user)
+    check_resumed_by(backend, kwargs, user, ("password", "email_code"))
     if user is not None:
         return dict(DONE)
     email = details.get("email")

@@ -127,16 +127,21 @@ def signed_in(strategy: Any) -> str | None:
     return user_key(who()) if callable(who) else None
 
 
-def check_resumed_by(backend: Any, kwargs: dict[str, Any], user: Any) -> None:
-    """Refuse a waiting prompt when the pipeline's user is not who started it.
+def check_resumed_by(
+    backend: Any, kwargs: dict[str, Any], user: Any, kinds: tuple[str, ...]
+) -> None:
+    """Refuse this step's prompt (one of ``kinds``) resumed by anyone but who started it.
 
     A step resumed with a signed-in ``user`` must not take that as proof for
-    a prompt that paused with nobody (or someone else) signed in: the
-    integration refuses such a resume before the pipeline runs, and this
-    keeps a step safe behind any other way of resuming it.
+    a prompt that paused with nobody (or someone else) signed in. The
+    integration refuses such a resume before the pipeline runs
+    (``social_amazon_link.flask.paused``); this keeps the step safe behind
+    any other way of resuming it.
     """
     prompt = kwargs.get(PROMPT_KEY)
-    if isinstance(prompt, dict) and prompt.get(SIGNED_IN_KEY) != user_key(user):
+    if not isinstance(prompt, dict) or prompt.get("kind") not in kinds:
+        return
+    if prompt.get(SIGNED_IN_KEY) != user_key(user):
         raise InvalidPartial(backend=backend, reason="other_user", stage="pipeline")
 
 

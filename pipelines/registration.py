@@ -82,7 +82,9 @@ def prefill_registration(
     and the sign-in resumes. The account is created by social-core's
     ``create_user`` from the values this step returns.
     """
-    check_resumed_by(backend, kwargs, user)  # as in match_by_email_require_password
+    # As in match_by_email_require_password: whoever signed in since the
+    # form was shown does not get to submit it.
+    check_resumed_by(backend, kwargs, user, ("registration",))
     if user is not None:
         return dict(DONE)
     required = list(backend.setting("LINK_REQUIRED_FIELDS", DEFAULT_REQUIRED_FIELDS))

@@ -263,10 +263,14 @@ def test_a_step_never_takes_someone_signed_in_now_for_proof(shared, step):
                 **{PROMPT_KEY: prompt, ANSWER_KEY: {"password": "x", "username": "x"}},
             )
         assert refusal.value.reason == "other_user"
-        # The same prompt, started by Alan himself: nothing to refuse.
-        prompt[SIGNED_IN_KEY] = str(alan.id)
-        result = step(strategy, backend, 5, details, user=alan, uid=GRACE, **{PROMPT_KEY: prompt})
-        assert result == DONE
+        # The same prompt started by Alan himself, or another step's prompt:
+        # not this step's to refuse.
+        other = {**prompt, "kind": "terms"}
+        for waiting in ({**prompt, SIGNED_IN_KEY: str(alan.id)}, other):
+            result = step(
+                strategy, backend, 5, details, user=alan, uid=GRACE, **{PROMPT_KEY: waiting}
+            )
+            assert result == DONE
     assert app.links() == [] and app.failures(user_id(app, "grace")) == 0
 
 
