@@ -35,7 +35,7 @@ screenshots: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check social_amazon_link pipelines demo tests bench tools
-	$(BIN)/ruff format --check social_amazon_link pipelines demo tests bench tools tools
+	$(BIN)/ruff format --check social_amazon_link pipelines demo tests bench tools
 	$(BIN)/python tools/typecheck.py
 
 clean:

@@ -29,7 +29,7 @@ from social_amazon_link.errors import (
 from social_amazon_link.text import plain, storable
 
 from .events import LINK_REFUSED, LOCKED_OUT, record, record_repeat
-from .pause import DONE, answer_of, pause, resumed_prompt
+from .pause import DONE, answer_of, check_resumed_by, pause, resumed_prompt
 
 __all__ = ["match_by_email_require_password", "match_by_uid"]
 
@@ -104,8 +104,12 @@ def match_by_email_require_password(
     account signs in with another identity already (its email was never
     proven), the link is refused (``password_unavailable``).
     """
+    # Signed in (connecting Amazon to their account): nothing to prove. But a
+    # prompt that paused with nobody signed in stays unanswered by whoever
+    # signed in since: that is the next person at a shared computer.
+    check_resumed_by(backend, kwargs, user, ("password", "email_code"))
     if user is not None:
-        return dict(DONE)  # signed in meanwhile: whatever was asked is moot
+        return dict(DONE)
     email = details.get("email")
     candidates = list(backend.strategy.storage.user.get_users_by_email(email)) if email else []
     if not candidates:

@@ -10,6 +10,10 @@ The steps read the answer from the ``ANSWER_KEY`` keyword, which only the
 integration's checked prompt pages and API set, and never from the request:
 otherwise any URL that resumes the pipeline (social-core's callback, reached
 by a forged link with the person's cookies) could answer for them.
+
+A pause also remembers who was signed in when it began (``SIGNED_IN_KEY``:
+nobody, or which user): on a shared browser the next person to sign in must
+not answer, and so own, the previous person's sign-in.
 """
 
 from __future__ import annotations
@@ -27,11 +31,15 @@ __all__ = [
     "ANSWER_KEY",
     "DONE",
     "PROMPT_KEY",
+    "SIGNED_IN_KEY",
     "answer_of",
+    "check_resumed_by",
     "pause",
     "prompt_expired",
     "prompt_of",
     "resumed_prompt",
+    "signed_in",
+    "user_key",
 ]
 
 #: The pipeline keyword that says which prompt a paused sign-in waits for.
@@ -41,6 +49,9 @@ PROMPT_KEY = "amazon_link_prompt"
 #: the request: a pause resumed any other way (social-core's own callback
 #: URL, say) gets no answer, so a forged link cannot answer for a person.
 ANSWER_KEY = "amazon_link_answer"
+#: The prompt's entry for who was signed in when it paused: a user id as a
+#: string, or None for nobody. Only that same person may resume it.
+SIGNED_IN_KEY = "signed_in"
 #: How long a person has to answer a prompt (setting ``LINK_PROMPT_MAX_AGE``).
 DEFAULT_MAX_AGE = 15 * 60
 
@@ -64,7 +75,7 @@ def pause(
     say: when it fails, no pause is left behind) and adds to the prompt.
     """
     strategy = backend.strategy
-    prompt = {**prompt, "paused_at": time.time()}
+    prompt = {**prompt, "paused_at": time.time(), SIGNED_IN_KEY: signed_in(strategy)}
     rest = {k: v for k, v in kwargs.items() if k not in _PIPELINE_ARGS}
     rest[PROMPT_KEY] = prompt
     partial = partial_prepare(
@@ -98,6 +109,40 @@ def prompt_of(partial: Any) -> dict[str, Any] | None:
     """The prompt a stored partial waits for, or None."""
     prompt = partial.kwargs.get(PROMPT_KEY) if partial is not None else None
     return prompt if isinstance(prompt, dict) else None
+
+
+def user_key(user: Any) -> str | None:
+    """How a pause names a user: its id as a string (None: nobody)."""
+    return None if user is None else str(user.id)
+
+
+def signed_in(strategy: Any) -> str | None:
+    """Who the app has signed in on this request, as :func:`user_key` names them.
+
+    Asked of the strategy's ``signed_in_user()`` (the integration's have it);
+    a strategy that cannot tell counts as nobody signed in, so a pause it
+    stores is refused to anyone the integration later sees signed in.
+    """
+    who = getattr(strategy, "signed_in_user", None)
+    return user_key(who()) if callable(who) else None
+
+
+def check_resumed_by(
+    backend: Any, kwargs: dict[str, Any], user: Any, kinds: tuple[str, ...]
+) -> None:
+    """Refuse this step's prompt (one of ``kinds``) resumed by anyone but who started it.
+
+    A step resumed with a signed-in ``user`` must not take that as proof for
+    a prompt that paused with nobody (or someone else) signed in. The
+    integration refuses such a resume before the pipeline runs
+    (``social_amazon_link.flask.paused``); this keeps the step safe behind
+    any other way of resuming it.
+    """
+    prompt = kwargs.get(PROMPT_KEY)
+    if not isinstance(prompt, dict) or prompt.get("kind") not in kinds:
+        return
+    if prompt.get(SIGNED_IN_KEY) != user_key(user):
+        raise InvalidPartial(backend=backend, reason="other_user", stage="pipeline")
 
 
 def prompt_expired(backend: Any, prompt: dict[str, Any]) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 from social_amazon_link.errors import RegistrationInvalid
 from social_amazon_link.text import one_line, plain, valid_email
 
-from .pause import DONE, answer_of, pause, resumed_prompt
+from .pause import DONE, answer_of, check_resumed_by, pause, resumed_prompt
 
 __all__ = ["prefill_registration", "validate_registration"]
 
@@ -82,6 +82,9 @@ def prefill_registration(
     and the sign-in resumes. The account is created by social-core's
     ``create_user`` from the values this step returns.
     """
+    # As in match_by_email_require_password: whoever signed in since the
+    # form was shown does not get to submit it.
+    check_resumed_by(backend, kwargs, user, ("registration",))
     if user is not None:
         return dict(DONE)
     required = list(backend.setting("LINK_REQUIRED_FIELDS", DEFAULT_REQUIRED_FIELDS))

@@ -6,6 +6,8 @@ social-auth-app-flask's ``/login/<backend>/`` and ``/complete/<backend>/``
 views, exposes the signed-in user to them as ``g.user``, and turns every
 social-auth error into a page (or a redirect to ``LOGIN_ERROR_URL``) with the
 error's stable code, never a 500 and never "canceled" unless the person did.
+The app's own sign-in and sign-out (Flask-Login's signals) end whatever
+sign-in the browser left waiting, and rotate the integration's CSRF token.
 """
 
 from __future__ import annotations
@@ -15,12 +17,27 @@ from typing import Any
 from urllib.parse import urlencode
 
 import click
-from flask import Flask, current_app, g, make_response, redirect, render_template, request
+from flask import (
+    Flask,
+    current_app,
+    g,
+    has_request_context,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+)
 from flask.cli import AppGroup
 from flask.typing import ResponseReturnValue
-from flask_login import current_user
+from flask_login import current_user, user_logged_in, user_logged_out
 from social_core.exceptions import SocialAuthBaseException
-from social_core.utils import PARTIAL_TOKEN_SESSION_NAME
+from social_core.utils import (
+    PARTIAL_TOKEN_PENDING_SESSION_NAME,
+    PARTIAL_TOKEN_SESSION_NAME,
+    constant_time_compare,
+    module_member,
+)
 from social_flask.utils import load_strategy
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -40,7 +57,7 @@ from ..errors import (
 from ..sqlalchemy_storage import DEFAULT_EVENTS_MAX_AGE
 from .api import bp as api_views
 from .config import check_config
-from .csrf import check_csrf, csrf_token
+from .csrf import check_csrf, csrf_token, rotate_csrf
 from .storage import database_outage, init_social
 from .views import bp as link_views
 
@@ -54,6 +71,12 @@ DEFAULT_SETTINGS = {
     "SOCIAL_AUTH_AUTHENTICATION_BACKENDS": ("social_amazon_link.backend.AmazonOAuth2",),
     "SOCIAL_AUTH_AMAZON_PIPELINE": AMAZON_PIPELINE,
     "SOCIAL_AUTH_AMAZON_DISCONNECT_PIPELINE": AMAZON_DISCONNECT_PIPELINE,
+    # Flask-Login's remember-me cookie, which social-auth-app-flask's do_login
+    # sets when asked to "keep" the session: sent on top-level navigations
+    # only, and out of scripts' reach. Over HTTPS the app must add
+    # REMEMBER_COOKIE_SECURE (and SESSION_COOKIE_SECURE).
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "REMEMBER_COOKIE_HTTPONLY": True,
 }
 
 
@@ -99,6 +122,10 @@ def init_app(
         if request.endpoint in ("social.auth", "social.complete"):
             _end_waiting_prompt()
 
+    # The app's own sign-in and sign-out, whatever view does it (this
+    # integration's too). Weak references: the app and this module own them.
+    user_logged_in.connect(_session_changes_hands, app)
+    user_logged_out.connect(_session_changes_hands, app)
     app.register_error_handler(SocialAuthBaseException, _error_response)
 
     def _database_error(error: Exception) -> ResponseReturnValue:
@@ -121,17 +148,14 @@ def init_app(
             session.remove()
 
 
-#: Parameters of Amazon's redirect back to the callback.
-_CALLBACK_PARAMETERS = frozenset(("state", "code", "error"))
-
-
 def _end_waiting_prompt() -> None:
     """A new sign-in ends a pause left waiting; a prompt of ours is answered on its page.
 
     social-core's callback resumes a pause it finds in the session in place
     of a new sign-in: starting one, or Amazon's redirect back for one, ends
     any pause this browser left (someone else's, on a shared computer).
-    Otherwise the callback resumes the app's own pauses as social-core does,
+    Otherwise the callback resumes the app's own pauses as social-core does
+    (whatever their forms' fields are called, ``code`` and ``state`` too),
     but a prompt of ours waiting there is refused and ended: only a forged
     link would try to answer it through the callback.
     """
@@ -141,13 +165,66 @@ def _end_waiting_prompt() -> None:
         return
     partial = strategy.partial_load(token)
     ours = partial is not None and prompt_of(partial) is not None
-    new_sign_in = request.endpoint == "social.auth" or bool(
-        _CALLBACK_PARAMETERS & set(request.values)
-    )
+    new_sign_in = request.endpoint == "social.auth" or _returns_from_provider()
     if new_sign_in or ours:
         strategy.clean_partial_pipeline(token)
     if ours and not new_sign_in:
         raise InvalidPartial(reason="not_on_its_page", stage="callback")
+
+
+def _returns_from_provider() -> bool:
+    """Whether this callback brings back a sign-in this browser started.
+
+    Known by its OAuth2 ``state``, which social-core keeps in the session
+    for every sign-in started there until it comes back: a value nobody else
+    can put in this session, where a field name (``code``, ``error``) is
+    anyone's to use, an app's own paused form's included.
+    """
+    name = (request.view_args or {}).get("backend")
+    sent = request.values.get("state") or request.values.get("redirect_state")
+    if not isinstance(name, str) or not sent or len(sent) > 128:
+        return False
+    # social-core 7 keeps one transaction per started sign-in; older
+    # backends (and association-only ones) one state per backend.
+    transaction = session.get(f"{name}_oauth2_state_{sent}")
+    held = (
+        transaction.get("state") if isinstance(transaction, dict) else session.get(f"{name}_state")
+    )
+    return isinstance(held, str) and constant_time_compare(held, sent)
+
+
+def _session_changes_hands(app: Flask, **_signal: Any) -> None:
+    """The app signed someone in or out: end what this browser left waiting.
+
+    Flask-Login keeps the session's other keys across a sign-in and a
+    sign-out, so a sign-in paused (or started at Amazon) by the previous
+    person would otherwise be finished by the next one, and linked to their
+    account. Ended here: the pause (removed), the OAuth2 sign-ins started
+    and not back yet (their states), and the CSRF token (a new one).
+    """
+    if not has_request_context():
+        return
+    strategy = load_strategy()
+    for name in (PARTIAL_TOKEN_SESSION_NAME, PARTIAL_TOKEN_PENDING_SESSION_NAME):
+        token = strategy.session_get(name)
+        if isinstance(token, str) and token:
+            strategy.clean_partial_pipeline(token)
+    for name in _backend_names(app):
+        # Every key social-core keeps for a sign-in it started (see
+        # _returns_from_provider): the states, their index, PKCE verifiers.
+        started = [key for key in session if key.startswith((f"{name}_state", f"{name}_oauth2_"))]
+        for key in started:
+            session.pop(key)
+    rotate_csrf()
+
+
+def _backend_names(app: Flask) -> list[str]:
+    names = []
+    for backend in app.config.get("SOCIAL_AUTH_AUTHENTICATION_BACKENDS", ()):
+        if isinstance(backend, str):
+            backend = module_member(backend)  # type: ignore[no-untyped-call]
+        names.append(str(backend.name))
+    return names
 
 
 cli = AppGroup("amazon-link", help="Login with Amazon maintenance.")

@@ -193,7 +193,8 @@ def _continue(paused: PausedSignIn, values: dict[str, str]) -> Response:
     # The answer reaches the steps as a keyword, and never as request data:
     # social-core stores request data with any later pause (an app's own
     # step's), and a password must never be written anywhere. A signed-in
-    # user joins the pipeline, as social-core's do_complete has it.
+    # user joins the pipeline, as social-core's do_complete has it: the one
+    # who was signed in when it paused (load_paused refused anyone else).
     partial.request_data = {}
     partial.extend_kwargs({ANSWER_KEY: values})
     if signed_in is not None:

@@ -4,6 +4,9 @@ When the app protects itself with Flask-WTF's ``CSRFProtect``, its token is
 used instead (one ``csrf_token`` per form), and checked here too: an app may
 have turned Flask-WTF's check of every view off (``WTF_CSRF_CHECK_DEFAULT``)
 to protect only some. Otherwise this module keeps its own in the session.
+
+Signing in or out rotates the token (:func:`rotate_csrf`, Flask-WTF's too):
+a page the previous person left open holds a token that no longer works.
 """
 
 from __future__ import annotations
@@ -11,11 +14,11 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import current_app, session
+from flask import current_app, g, session
 
 from ..errors import InvalidRequest
 
-__all__ = ["check_csrf", "csrf_token"]
+__all__ = ["check_csrf", "csrf_token", "rotate_csrf"]
 
 SESSION_KEY = "_amazon_link_csrf"
 _EXPIRED = "The form expired. Please reload the page and try again."
@@ -55,3 +58,14 @@ def check_csrf(sent: object) -> None:
         or not hmac.compare_digest(sent, expected)
     ):
         raise InvalidRequest(_EXPIRED)
+
+
+def rotate_csrf() -> None:
+    """Forget this session's token: the next form gets a new one."""
+    session.pop(SESSION_KEY, None)
+    if _flask_wtf_protects():
+        # Flask-WTF keeps its raw token in the session and caches the signed
+        # one for the request, both under WTF_CSRF_FIELD_NAME.
+        name = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+        session.pop(name, None)
+        g.pop(name, None)

@@ -7,6 +7,10 @@ the checks live here, once:
 - the partial exists and waits for a prompt this caller can answer,
 - it belongs to this client: its token is the one social-core put in *this*
   session when it paused (a token alone, leaked or guessed, resumes nothing),
+- it belongs to this person: whoever is signed in now is who was signed in
+  when it paused (nobody, or the same user). On a shared browser the next
+  person to sign in, or a sign-out, must not inherit a sign-in left waiting:
+  it would link the first person's Amazon account to the second's account,
 - it is younger than ``LINK_PROMPT_MAX_AGE``.
 
 A pause that fails any check is removed, and :class:`InvalidPartial` raised.
@@ -22,7 +26,7 @@ from flask import url_for
 from social_core.utils import PARTIAL_TOKEN_SESSION_NAME, constant_time_compare
 from social_flask.utils import load_backend, load_strategy
 
-from social_amazon_link.pipelines.pause import prompt_expired, prompt_of
+from social_amazon_link.pipelines.pause import SIGNED_IN_KEY, prompt_expired, prompt_of, signed_in
 
 from ..errors import InvalidPartial
 
@@ -56,8 +60,8 @@ def load_paused(
 
     ``kinds``: the prompts the caller can answer; any other is refused as
     unknown. ``reason`` on the error says which check failed (``unknown``,
-    ``other_session``, ``expired``), for logs; the client only ever sees
-    ``invalid_partial``.
+    ``other_session``, ``other_user``, ``expired``), for logs; the client
+    only ever sees ``invalid_partial``.
     """
     strategy = strategy if strategy is not None else load_strategy()
     if not token:
@@ -69,6 +73,8 @@ def load_paused(
     owner = strategy.session_get(PARTIAL_TOKEN_SESSION_NAME)
     if not isinstance(owner, str) or not constant_time_compare(owner, token):
         _refuse(strategy, token, partial, "other_session")
+    if prompt.get(SIGNED_IN_KEY) != signed_in(strategy):
+        _refuse(strategy, token, partial, "other_user")
     backend = load_backend(
         strategy,
         partial.backend,

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from flask import (
     current_app,
+    has_request_context,
     make_response,
     redirect,
     render_template,
@@ -22,8 +23,9 @@ from flask import (
     request,
     session,
 )
+from flask_login import current_user
 from social_core.strategy import BaseStrategy, BaseTemplateStrategy
-from social_core.utils import build_absolute_uri
+from social_core.utils import build_absolute_uri, user_is_authenticated
 from werkzeug.wrappers import Response
 
 __all__ = ["PROMPT_PAGES", "FlaskStrategy", "FlaskTemplateStrategy"]
@@ -113,3 +115,14 @@ class FlaskStrategy(BaseStrategy[Response]):
 
     def build_absolute_uri(self, path: str | None = None) -> str:
         return build_absolute_uri(request.host_url, path)
+
+    def signed_in_user(self) -> Any:
+        """The user the app's Flask-Login session has signed in, or None.
+
+        What a pause remembers of who started it
+        (``social_amazon_link.pipelines.pause.signed_in``).
+        """
+        if not has_request_context():
+            return None
+        user = current_user._get_current_object()
+        return user if user_is_authenticated(user) else None

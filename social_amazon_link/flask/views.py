@@ -5,9 +5,10 @@
 and redirect here (``LINK_PASSWORD_URL``, ``LINK_REGISTRATION_URL``). Each
 page shows the prompt stored with the pause; its form posts back here, and
 the sign-in resumes through social-core's ``do_complete``. A wrong answer
-shows the form again with the reason; a pause that is unknown, expired or
-from another session is refused and removed (:func:`.paused.load_paused`,
-the checks the JSON API applies too).
+shows the form again with the reason; a pause that is unknown, expired,
+from another session or resumed by someone other than who was signed in when
+it paused is refused and removed (:func:`.paused.load_paused`, the checks the
+JSON API applies too).
 
 Override the look by putting ``social_amazon_link/password.html`` or
 ``social_amazon_link/register.html`` in the app's templates folder.
