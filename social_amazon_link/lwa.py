@@ -314,13 +314,14 @@ class Deadline:
 
 
 class _Watch:
-    """One call under way: the connection it holds, until it gives it back."""
+    """One call under way: the connection (and its socket) it holds, until it gives it back."""
 
-    __slots__ = ("at", "conn")
+    __slots__ = ("at", "conn", "sock")
 
     def __init__(self, at: float) -> None:
         self.at = at
         self.conn: Any = None
+        self.sock: socket.socket | None = None
 
 
 class _Cutter:
@@ -367,7 +368,7 @@ class _Cutter:
 
     def done(self, watch: _Watch) -> None:
         with self.lock:
-            watch.conn = None
+            watch.conn = watch.sock = None
         self._local.watch = None
 
     def _run(self) -> None:
@@ -376,18 +377,15 @@ class _Cutter:
                 now = time.monotonic()
                 while self._heap and self._heap[0][0] <= now:
                     watch = heapq.heappop(self._heap)[2]
-                    if watch.conn is not None:
-                        _shut(watch.conn)
-                        watch.conn = None
+                    if watch.sock is not None:
+                        _shut(watch.sock)
+                        watch.conn = watch.sock = None
                 wait = self._heap[0][0] - now if self._heap else None
                 self.lock.wait(None if wait is None else max(wait, self.RESOLUTION))
 
 
-def _shut(conn: Any) -> None:
+def _shut(sock: socket.socket) -> None:
     """End a connection's reads and writes now, from another thread."""
-    sock = getattr(conn, "sock", None)
-    if sock is None:
-        return
     try:
         # The plain socket's shutdown, also for TLS: ssl.SSLSocket's own
         # drops its TLS state under the thread that is reading.
@@ -405,15 +403,20 @@ class _WatchedPool:
     def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
         watch = _CUTTER.current()
         if watch is not None:
+            if conn.sock is None:
+                # Connected here rather than by the request, so the socket is
+                # known from the start; and kept, as a connection drops it
+                # once an answer says "Connection: close".
+                conn.connect()
             with _CUTTER.lock:
-                watch.conn = conn
+                watch.conn, watch.sock = conn, conn.sock
         return super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]
 
     def _put_conn(self, conn: Any) -> None:
         watch = _CUTTER.current()
         if watch is not None and watch.conn is conn:
             with _CUTTER.lock:
-                watch.conn = None
+                watch.conn = watch.sock = None
         super()._put_conn(conn)  # type: ignore[misc]
 
 
