@@ -316,10 +316,9 @@ class Deadline:
 class _Watch:
     """One call under way: the connection (and its socket) it holds, until it gives it back."""
 
-    __slots__ = ("at", "conn", "sock")
+    __slots__ = ("conn", "sock")
 
-    def __init__(self, at: float) -> None:
-        self.at = at
+    def __init__(self) -> None:
         self.conn: Any = None
         self.sock: socket.socket | None = None
 
@@ -351,7 +350,7 @@ class _Cutter:
         self._local = threading.local()
 
     def watch(self, at: float) -> _Watch:
-        watch = _Watch(at)
+        watch = _Watch()
         with self.lock:
             heapq.heappush(self._heap, (at, next(self._order), watch))
             if self._thread is None:
@@ -400,17 +399,17 @@ _CUTTER = _Cutter()
 class _WatchedPool:
     """Mixed into urllib3's connection pools: tells the cutter which connection a call holds."""
 
-    def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _validate_conn(self, conn: Any) -> None:
+        super()._validate_conn(conn)  # type: ignore[misc]  # connects HTTPS
         watch = _CUTTER.current()
         if watch is not None:
             if conn.sock is None:
-                # Connected here rather than by the request, so the socket is
-                # known from the start; and kept, as a connection drops it
-                # once an answer says "Connection: close".
+                # Plain HTTP connects here rather than in the request, so the
+                # socket is known from the start. It is kept, as a connection
+                # drops it once an answer says "Connection: close".
                 conn.connect()
             with _CUTTER.lock:
                 watch.conn, watch.sock = conn, conn.sock
-        return super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]
 
     def _put_conn(self, conn: Any) -> None:
         watch = _CUTTER.current()
