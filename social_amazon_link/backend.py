@@ -11,6 +11,8 @@ validates ``user_id``, and checks with tokeninfo that a token a client sent us
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from typing import Any, Literal, cast
 
@@ -23,7 +25,7 @@ from .errors import (
     AmazonUnavailable,
     ClientMisconfigured,
 )
-from .lwa import REGIONS, LWAClient, Region, check_answer, client_for
+from .lwa import REGIONS, Deadline, LWAClient, Region, check_answer, client_for
 from .sealing import SEALED_TOKENS_KEY, unseal
 from .settings import scope_list
 
@@ -59,6 +61,9 @@ class AmazonOAuth2(BaseOAuth2[Any]):
     # authorization code with our client secret in this request: the only
     # token that needs no tokeninfo audience check.
     _exchanged_token: str | None = None
+    # The calls to Amazon of the sign-in under way share this deadline:
+    # REQUESTS_TIMEOUT bounds them together (None outside a sign-in).
+    _deadline: Deadline | None = None
 
     # -- where Amazon is -----------------------------------------------------
 
@@ -138,6 +143,27 @@ class AmazonOAuth2(BaseOAuth2[Any]):
         if callable(end):
             end()
 
+    def auth_complete(self, *args: Any, **kwargs: Any) -> Any:
+        """The callback: the code exchange and the profile, within one deadline."""
+        with self._sign_in_deadline():
+            return super().auth_complete(*args, **kwargs)
+
+    def do_auth(self, access_token: str, *args: Any, **kwargs: Any) -> Any:
+        """A sign-in with a token (a client's, or the one just exchanged), within one deadline."""
+        with self._sign_in_deadline():
+            return super().do_auth(access_token, *args, **kwargs)
+
+    @contextmanager
+    def _sign_in_deadline(self) -> Iterator[None]:
+        if self._deadline is not None:  # do_auth inside auth_complete: the same sign-in
+            yield
+            return
+        self._deadline = self.lwa.deadline()
+        try:
+            yield
+        finally:
+            self._deadline = None
+
     def request(
         self,
         url: str,
@@ -158,12 +184,13 @@ class AmazonOAuth2(BaseOAuth2[Any]):
             method,
             url,
             stage=stage,
+            deadline=self._deadline,
+            timeout=timeout,
             headers=headers,
             data=data,
             json=json,
             auth=auth,
             params=params,
-            **({"timeout": timeout} if timeout else {}),
         )
         if response.status_code >= 400:
             # social-core's request() raises for an error answer; so does this,
@@ -185,7 +212,9 @@ class AmazonOAuth2(BaseOAuth2[Any]):
     ) -> dict[str, Any]:
         """Exchange the authorization code; remember the token we obtained."""
         self.end_transaction()
-        response = self.lwa.request_token(data or params or {}, auth=auth, url=url)
+        response = self.lwa.request_token(
+            data or params or {}, auth=auth, url=url, deadline=self._deadline
+        )
         self._exchanged_token = response["access_token"]
         return response
 
@@ -208,14 +237,14 @@ class AmazonOAuth2(BaseOAuth2[Any]):
         self.end_transaction()
         exchanged = self._exchanged_token
         if exchanged is not None and constant_time_compare(access_token, exchanged):
-            profile = self.lwa.profile(access_token)
+            profile = self.lwa.profile(access_token, self._deadline)
         else:
             key, _secret = self.get_key_and_secret()
             if not key:
                 raise AuthConfigurationError(
                     self, code="missing_setting", parameter="KEY", stage="token_validation"
                 )
-            profile = self.lwa.verified_profile(access_token, client_id=key)
+            profile = self.lwa.verified_profile(access_token, key, self._deadline)
         return profile.as_dict()
 
     def extra_data(
