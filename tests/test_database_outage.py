@@ -35,7 +35,7 @@ from tests.postgres import PostgresServer
 GRACE = "amzn1.account.AEGRACEHOPPER00001"
 ADA = "amzn1.account.AEADALOVELACE00001"
 PASSWORD = "alan password"
-UNAVAILABLE_PAGE = "data-error-code>database_unavailable<"
+UNAVAILABLE_PAGE = 'data-error-code="database_unavailable"'
 
 
 @pytest.fixture

@@ -85,7 +85,8 @@ def test_purge_removes_attempt_counters_once_their_window_has_passed(
     for user_id, (failures, last, until) in rows.items():
         app.query_write(
             "INSERT INTO amazon_link_password_attempts"
-            " (user_id, failures, last_failure_at, locked_until) VALUES (:u, :f, :l, :t)",
+            " (user_id, scope, failures, pending, last_failure_at, locked_until)"
+            " VALUES (:u, 'link', :f, 0, :l, :t)",
             u=user_id,
             f=failures,
             l=last,

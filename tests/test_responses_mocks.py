@@ -164,7 +164,7 @@ def test_amazon_failing_is_amazon_unavailable_and_writes_nothing(amazon, app, br
     page = web_sign_in(browser, app)
 
     assert page.status_code == 502
-    assert "data-error-code>amazon_unavailable<" in page.text
+    assert 'data-error-code="amazon_unavailable"' in page.text
     assert app.query("SELECT id FROM users") == []
     assert app.links() == []
     assert browser.get(f"{app.url}/me").status_code == 401

@@ -126,7 +126,7 @@ def csrf(browser: requests.Session, app: Served) -> str:
 
 
 def refused(page: requests.Response) -> bool:
-    return page.status_code == 400 and "data-error-code>invalid_partial<" in page.text
+    return page.status_code == 400 and 'data-error-code="invalid_partial"' in page.text
 
 
 def api(
@@ -442,7 +442,7 @@ def test_a_sign_in_started_before_a_local_sign_in_cannot_finish_after_it(shared,
     local_sign_in(browser, app, "alan", ALAN_PASSWORD)
     page = browser.get(consent(browser, started, GRACE, "allow"))
     assert page.status_code == 400
-    assert "data-error-code>session_context_missing<" in page.text
+    assert 'data-error-code="session_context_missing"' in page.text
     assert app.links() == [] and me(browser, app)["username"] == "alan"
 
 

@@ -128,7 +128,7 @@ def test_a_web_sign_in_slow_twice_ends_within_one_timeout(
         page, took = timed(browser.get, callback)
 
     assert page.status_code == 502
-    assert "data-error-code>amazon_unavailable<" in page.text
+    assert 'data-error-code="amazon_unavailable"' in page.text
     assert 2.0 <= took < 2.0 + SLACK
     assert "amazon_unavailable (timeout, stage user_info)" in caplog.text
     assert app.query("SELECT id FROM users") == [] and app.links() == []
