@@ -107,7 +107,8 @@ def seed_links(app: Flask) -> None:
                 user, amazon_user_id, "amazon", id_key="user_id"
             )
             # What load_extra_data kept from that sign-in's profile.
-            social.set_extra_data({"user_id": amazon_user_id, "email": seen_email})
+            name = next(i["name"] for i in AMAZON_IDENTITIES if i["user_id"] == amazon_user_id)
+            social.set_extra_data({"user_id": amazon_user_id, "name": name, "email": seen_email})
             social.save()
 
 
