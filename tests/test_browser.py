@@ -43,14 +43,6 @@ def chromium() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def site(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoSite]:
-    monkeypatch.chdir(tmp_path)  # the demo makes ./instance
-    demo = DemoSite.start(database_url)
-    yield demo
-    demo.close()
-
-
-@pytest.fixture
 def page(chromium: Browser, site: DemoSite) -> Iterator[Page]:
     """A fresh browser profile (no cookies) for each test."""
     context = chromium.new_context(viewport={"width": 1100, "height": 820}, base_url=site.url)
@@ -114,6 +106,7 @@ def test_new_amazon_identity_gets_an_account_at_once(page: Page, site: DemoSite)
     screenshot(page, "login")
     page.get_by_role("link", name="Login with Amazon").click()
     expect(page.get_by_role("radio")).to_have_count(len(AMAZON_IDENTITIES))
+    expect(page.locator("#app-name")).to_have_text("Acme Books")
     screenshot(page, "amazon-sign-in")
     page.get_by_role("radio", name=re.compile(r"^Ada Lovelace")).check()
     page.get_by_role("button", name="Allow").click()
@@ -136,22 +129,36 @@ def test_new_amazon_identity_gets_an_account_at_once(page: Page, site: DemoSite)
 def test_unlinking_the_only_way_to_sign_in_is_refused(page: Page, site: DemoSite) -> None:
     login_with_amazon(page, site, "Ada Lovelace")
     expect_account(page, site, "AdaLovelace", "ada@example.com", [ADA_ID])
-
+    # No Unlink button beside the one link of an account without a password: why instead.
+    expect(page.get_by_role("button", name=re.compile("^Unlink"))).to_have_count(0)
     expect(page.locator("#unlink-hint")).to_contain_text("cannot be unlinked")
-    unlink(page, ADA_ID)
-    expect(page.locator("h1")).to_have_text("Amazon is still linked")
-    expect(page.locator("[data-error-code]")).to_have_text("disconnect_disallowed")
-    expect(page.get_by_role("alert")).to_contain_text("cannot be disconnected")
-    screenshot(page, "unlink-refused")
-    assert site.amazon_links()[ADA_ID] == "AdaLovelace"
 
-    page.get_by_role("link", name="Back to your account").click()
-    expect_account(page, site, "AdaLovelace", "ada@example.com", [ADA_ID])
+    # Two Amazon accounts, and an account page left open in another tab.
+    page.get_by_role("link", name="Link another Amazon account").click()
+    page.get_by_role("radio", name=re.compile(r"^alan\b")).check()
+    page.get_by_role("button", name="Allow").click()
+    expect_account(page, site, "AdaLovelace", "ada@example.com", [ADA_ID, ALAN_ID])
+    stale = page.context.new_page()
+    stale.goto("/account")
+    unlink(page, ADA_ID)
+    expect_account(page, site, "AdaLovelace", "ada@example.com", [ALAN_ID])
+
+    # The old tab still offers to unlink the other one, now the last way in.
+    unlink(stale, ALAN_ID)
+    expect(stale.locator("h1")).to_have_text("Amazon is still linked")
+    expect(stale.locator("[data-error-code]")).to_have_text("disconnect_disallowed")
+    expect(stale.get_by_role("alert")).to_contain_text("so it cannot be unlinked")
+    screenshot(stale, "unlink-refused")
+    assert site.amazon_links()[ALAN_ID] == "AdaLovelace"
+
+    stale.get_by_role("link", name="Back to your account").click()
+    expect_account(stale, site, "AdaLovelace", "ada@example.com", [ALAN_ID])
 
 
 def test_same_email_links_only_after_the_local_password(page: Page, site: DemoSite) -> None:
     login_with_amazon(page, site, "Grace Hopper")
     expect(page).to_have_url(re.compile(re.escape(f"{site.url}/link/amazon/password?")))
+    prompt = page.url
     expect(page.locator("#link-password-form")).to_be_visible()
     expect(page.locator("main")).to_contain_text("grace@example.com")
 
@@ -166,8 +173,21 @@ def test_same_email_links_only_after_the_local_password(page: Page, site: DemoSi
     page.get_by_label("Password").fill("grace-password-1")
     page.get_by_role("button", name="Link accounts").click()
     expect_account(page, site, "grace", "grace@example.com", [GRACE_ID])
+    expect(page.get_by_role("status")).to_have_text(
+        "Amazon account Grace Hopper (grace@example.com) linked."
+    )
+    expect(page.locator("#account-amazon .amazon-name")).to_have_text("Grace Hopper")
+    expect(page.locator("#account-amazon .amazon-email")).to_have_text("grace@example.com")
     expect(page.locator("#account-events tr[data-event]")).to_have_count(2)
     screenshot(page, "account")
+
+    # Back to the password prompt (what Back reaches after a first right
+    # password): that sign-in is over, and Amazon is linked.
+    page.goto(prompt)
+    expect(page.locator("h1")).to_have_text("Amazon is already linked to your account")
+    expect(page.locator("[data-error-code]")).to_have_text("invalid_partial")
+    expect(page.locator("#linked-amazon")).to_contain_text("Grace Hopper")
+    screenshot(page, "back-after-linking")
     assert site.amazon_links()[GRACE_ID] == "grace"
     assert site.events("grace") == [("wrong_password", "wrong_password"), ("linked", "password")]
     assert users(site) == SEEDED  # linked, no account made
@@ -251,6 +271,9 @@ def test_signed_in_user_links_then_unlinks_amazon(page: Page, site: DemoSite) ->
 
     unlink(page, GRACE_ID)
     expect_account(page, site, "grace", "grace@example.com", [])
+    expect(page.get_by_role("status")).to_have_text(
+        "Amazon account Grace Hopper (grace@example.com) unlinked."
+    )
     expect(page.locator("#account-events")).to_contain_text("Amazon account unlinked")
     assert GRACE_ID not in site.amazon_links()
     assert [event for event, _detail in site.events("grace")] == ["linked", "unlinked"]
