@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from demo.seed import ADA_ID, ALAN_ID, GRACE_ID, KATHERINE_ID
+from demo.seed import ADA_ID, ALAN_ID, GRACE_ID, KATHERINE_ID, MARY_ID
 from tests.browser_support import DemoSite
 from tests.forms import first_form
 
@@ -185,3 +185,17 @@ def test_signed_in_without_amazon_a_sign_in_that_is_over_changed_nothing(site, b
     assert heading(page) == "Nothing was changed"
     assert linked_accounts(page) == []
     assert GRACE_ID not in site.amazon_links()
+
+
+def test_the_lockout_row_works_after_the_link_by_password_row(site, browser):
+    # The README's table in one run, "link by password" first: the lockout
+    # has its own identity, so it can still be tried.
+    link_grace_by_password(browser, site)
+    with requests.Session() as other:
+        prompt = other.get(amazon_callback(other, site, MARY_ID))
+        assert "/link/amazon/password" in prompt.url
+        for _ in range(5):
+            answer = post_first_form(other, prompt, password="not-marys-password")
+        right = post_first_form(other, answer, password="mary-password-1")
+    assert (right.status_code, error_code(right)) == (429, "too_many_attempts")
+    assert MARY_ID not in site.amazon_links()
