@@ -185,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CannotServe as exc:
         print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
         return 1
+    except KeyboardInterrupt:
+        return 130  # stopped while starting: nothing to say
     return 0
 
 
