@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# make demo PORT=5050 EMULATOR_PORT=5051: other ports than 5000 and 5001.
 demo: $(STAMP)
-	$(BIN)/python -m demo
+	$(BIN)/python -m demo $(if $(PORT),--port $(PORT)) $(if $(EMULATOR_PORT),--emulator-port $(EMULATOR_PORT))
 
 # Chromium and PostgreSQL 15 first: installed when missing (as root, apt-get),
 # or one message in the first seconds saying what to install.

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Flask, render_template
 from flask_login import LoginManager
+from social_amazon_link.pipelines import AMAZON_DISCONNECT_PIPELINE, AMAZON_PIPELINE
 from sqlalchemy import create_engine
 from sqlalchemy.orm import scoped_session, sessionmaker
 from werkzeug.exceptions import HTTPException
@@ -23,13 +24,29 @@ from social_amazon_link.flask import init_app
 
 from .accounts import bp as accounts_bp
 from .csrf import csrf_token
+from .flashes import init_flashes
 from .models import Base, User
 from .outbox import init_outbox
 
 #: The client id and secret the demo registers with its own emulator.
 DEMO_CLIENT_ID = "amzn1.application-oa2-client.5ec0de0000000000000000000000demo"
 DEMO_CLIENT_SECRET = "demo-only-secret"
+#: The app's name on the emulator's consent page (a security profile's name).
+DEMO_APP_NAME = "Acme Books"
 EMULATOR_URL = "http://127.0.0.1:5001"
+#: The demo's database when ``DATABASE_URL`` is not set, under the current
+#: directory; ``python -m demo`` makes it anew at each start.
+DEFAULT_DATABASE = Path("instance") / "demo.sqlite3"
+
+
+def demo_client(redirect_uris: list[str]) -> dict[str, Any]:
+    """The demo's client, as it registers with the emulator."""
+    return {
+        "client_id": DEMO_CLIENT_ID,
+        "client_secret": DEMO_CLIENT_SECRET,
+        "redirect_uris": redirect_uris,
+        "name": DEMO_APP_NAME,
+    }
 
 
 def amazon_settings(env: dict[str, str] | os._Environ[str] = os.environ) -> dict[str, Any]:
@@ -61,9 +78,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     Path(app.instance_path).mkdir(exist_ok=True)
     app.config.update(
         SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_hex(32),
-        DATABASE_URL=os.environ.get(
-            "DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'demo.sqlite3'}"
-        ),
+        # A blank DATABASE_URL (set but empty in a shell or .env) too.
+        DATABASE_URL=os.environ.get("DATABASE_URL") or f"sqlite:///{DEFAULT_DATABASE.resolve()}",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         # Login with Amazon, added the way any app on social-auth adds it.
@@ -76,6 +92,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         # too (the postal code needs LWA's postal_code scope).
         SOCIAL_AUTH_AMAZON_SCOPE=["profile", "postal_code"],
         SOCIAL_AUTH_USER_FIELDS=["username", "email", "name", "postal_code"],
+        # The library's pipelines, plus a last step each that tells the
+        # person which Amazon account was linked or unlinked.
+        SOCIAL_AUTH_AMAZON_PIPELINE=(*AMAZON_PIPELINE, "demo.flashes.link_confirmed"),
+        SOCIAL_AUTH_AMAZON_DISCONNECT_PIPELINE=(
+            *AMAZON_DISCONNECT_PIPELINE,
+            "demo.flashes.unlink_confirmed",
+        ),
     )
     app.config.update(amazon_settings())
     app.config.update(config or {})
@@ -98,6 +121,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_app(app, db)
     Base.metadata.create_all(engine)
     app.register_blueprint(accounts_bp)
+    init_flashes(app)
     if app.config["DEMO_MODE"]:
         init_outbox(app)
     app.jinja_env.globals["csrf_token"] = csrf_token

@@ -245,13 +245,15 @@ def _max_length(column: str) -> int:
 @login_required
 def account() -> str:
     links = sorted(current_user.social_auth, key=lambda link: link.id)
+    amazon_links = [link for link in links if link.provider == "amazon"]
+    allowed = FlaskStorage.user.allowed_to_disconnect
     return render_template(
         "account.html",
         user=current_user,
-        amazon_links=[link for link in links if link.provider == "amazon"],
-        # What the library's disconnect pipeline allows: never the last way
-        # to sign in, so a link may go while a password or another link stays.
-        can_unlink=current_user.has_usable_password() or len(links) > 1,
+        amazon_links=amazon_links,
+        # Asked of the storage the disconnect pipeline asks: never the last
+        # way to sign in, so a link may go while a password or another stays.
+        can_unlink={link.id for link in amazon_links if allowed(current_user, "amazon", link.id)},
         events=FlaskStorage.link_events.for_user(current_user.id, limit=10),
         event_labels=EVENT_LABELS,
         detail_labels=DETAIL_LABELS,

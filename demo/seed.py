@@ -6,6 +6,9 @@ tests seed the same data with :func:`seed`:
 - **Ada Lovelace** has no local account: Login with Amazon creates one at once.
 - **Grace Hopper**'s email belongs to the local account ``grace``: linking asks
   for grace's password first.
+- **Mary Jackson**'s email belongs to the local account ``mary``: the same
+  prompt, kept for the lockout (five wrong passwords), so that trying it
+  does not depend on whether Grace was linked already.
 - **alan** on Amazon would get the username ``alan``, which a local account
   already has: the prefilled registration form asks for another one.
 - **Katherine Johnson** is linked to the local account ``katherine`` already,
@@ -45,6 +48,7 @@ ALAN_ID = "amzn1.account.AEDEMOALANTURING00000000003"
 KATHERINE_ID = "amzn1.account.AEDEMOKATHERINEJOHNSON0004"
 MARGARET_ID = "amzn1.account.AEDEMOMARGARETHAMILTON0005"
 DOROTHY_ID = "amzn1.account.AEDEMODOROTHYVAUGHAN000006"
+MARY_ID = "amzn1.account.AEDEMOMARYJACKSON00000000007"
 
 #: Local accounts the demo starts with.
 LOCAL_USERS = [
@@ -58,6 +62,7 @@ LOCAL_USERS = [
         "margaret.work", "margaret@example.com", "margaret-work-password-1", "Margaret Hamilton"
     ),
     LocalUser("dorothy", "dorothy@example.com", None, "Dorothy Vaughan"),
+    LocalUser("mary", "mary@example.com", "mary-password-1", "Mary Jackson"),
 ]
 
 #: Amazon identities the emulator offers on its sign-in page.
@@ -73,6 +78,7 @@ AMAZON_IDENTITIES = [
     {"user_id": KATHERINE_ID, "name": "Katherine Johnson", "email": "katherine@example.com"},
     {"user_id": MARGARET_ID, "name": "Margaret Hamilton", "email": "margaret@example.com"},
     {"user_id": DOROTHY_ID, "name": "Dorothy Vaughan", "email": "dorothy@example.com"},
+    {"user_id": MARY_ID, "name": "Mary Jackson", "email": "mary@example.com"},
 ]
 
 #: Links that exist before the demo starts: (local username, Amazon user_id,
@@ -107,7 +113,8 @@ def seed_links(app: Flask) -> None:
                 user, amazon_user_id, "amazon", id_key="user_id"
             )
             # What load_extra_data kept from that sign-in's profile.
-            social.set_extra_data({"user_id": amazon_user_id, "email": seen_email})
+            name = next(i["name"] for i in AMAZON_IDENTITIES if i["user_id"] == amazon_user_id)
+            social.set_extra_data({"user_id": amazon_user_id, "name": name, "email": seen_email})
             social.save()
 
 

@@ -55,7 +55,7 @@ AMAZON_PIPELINE = (
     # Rule 6: keep the local email current, unless another account holds it
     # (before load_extra_data, which stores the email it compares against).
     "social_amazon_link.pipelines.update_email",
-    # social-core: refresh the link's extra_data (user_id, email, postal_code).
+    # social-core: refresh the link's extra_data (user_id, name, email, postal_code).
     "social_core.pipeline.social_auth.load_extra_data",
 )
 

@@ -51,6 +51,9 @@ class AmazonOAuth2(BaseOAuth2[Any]):
     EXTRA_DATA = [
         ("refresh_token", "refresh_token", True),
         ("user_id", "user_id"),
+        # The name Amazon gave last: an account page can say which Amazon
+        # account a link is, not only its user_id.
+        ("name", "name"),
         ("postal_code", "postal_code"),
         # The email Amazon gave last, so social_amazon_link.pipelines.update_email can tell when
         # it changed on Amazon.

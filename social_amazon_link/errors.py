@@ -30,6 +30,7 @@ from social_core.exceptions import (
 )
 
 __all__ = [
+    "PLAIN_MESSAGES",
     "AccessDenied",
     "AmazonBadResponse",
     "AmazonError",
@@ -48,6 +49,7 @@ __all__ = [
     "WrongCode",
     "WrongPassword",
     "error_status",
+    "plain_message",
 ]
 
 
@@ -137,7 +139,7 @@ class AccessDenied(AmazonError, AuthCanceled):
 
     code_name = "access_denied"
     http_status = 403
-    message = "You canceled Login with Amazon."
+    message = "You cancelled Login with Amazon. Nothing was changed."
 
 
 class ClientMisconfigured(AmazonError, AuthConfigurationError):
@@ -245,7 +247,10 @@ class InvalidPartial(AmazonError, AuthSessionError):
 
     code_name = "invalid_partial"
     http_status = 400
-    message = "This sign-in has expired. Please start again."
+    message = (
+        "This sign-in is no longer waiting: it already finished, was cancelled or expired. "
+        "Please start again."
+    )
 
 
 class DatabaseUnavailable(AmazonError, AuthException):
@@ -298,3 +303,91 @@ def error_status(error: SocialAuthBaseException) -> int:
     if isinstance(error, AuthProviderError):
         return 502
     return 400
+
+
+# What a person reads for each of social-core's codes: its own texts are
+# written for developers ("The authentication session is unavailable"). Keyed
+# by code; a code not here falls back on its category (_PLAIN_BY_CATEGORY).
+PLAIN_MESSAGES: dict[str, str] = {
+    "session_context_missing": (
+        "This browser has no sign-in waiting for that answer from Amazon: the sign-in "
+        "already finished, or it was started in another browser or window. "
+        "Please sign in with Amazon again."
+    ),
+    "state_mismatch": (
+        "This answer from Amazon came too late or was already used. "
+        "Please sign in with Amazon again."
+    ),
+    "missing_parameter": (
+        "The answer from Amazon is incomplete. Please sign in with Amazon again."
+    ),
+    "invalid_parameter": (
+        "The answer from Amazon could not be read. Please sign in with Amazon again."
+    ),
+    "user_mismatch": (
+        "This sign-in was started by someone else signed in on this browser. Please start again."
+    ),
+    "authorization_declined": "You cancelled the sign-in. Nothing was changed.",
+    "identity_in_use": IdentityInUse.message,
+    "email_in_use": "Another account already uses this email address.",
+    "username_in_use": "This username is taken.",
+    "authentication_disallowed": "This Amazon account may not sign in to this site.",
+    "disconnect_disallowed": (
+        "Amazon is this account's only way to sign in, so it cannot be unlinked: "
+        "set a password or link another Amazon account first."
+    ),
+    "backend_missing": "This site has no such sign-in.",
+}
+
+#: When signed in, a sign-in that is over changed nothing: say so, rather
+#: than "was not linked" (the account may well be linked already).
+_PLAIN_WHEN_SIGNED_IN: dict[str, str] = {
+    "session_context_missing": (
+        "That sign-in already finished (or was started in another browser or window), "
+        "so nothing was changed just now."
+    ),
+    "state_mismatch": (
+        "That answer from Amazon came too late or was already used, "
+        "so nothing was changed just now."
+    ),
+    "invalid_partial": (
+        "That sign-in is no longer waiting: it already finished, was cancelled or expired, "
+        "so nothing was changed just now."
+    ),
+}
+
+# Most specific first: a subclass before its parents.
+_PLAIN_BY_CATEGORY: tuple[tuple[type[SocialAuthBaseException], str], ...] = (
+    (AuthCanceled, PLAIN_MESSAGES["authorization_declined"]),
+    (AuthSessionError, "This sign-in is over. Please sign in with Amazon again."),
+    (
+        AuthConfigurationError,
+        "Login with Amazon is not set up correctly on this site. Please contact support.",
+    ),
+    (AuthProviderError, AmazonUnavailable.message),
+    (AuthResponseError, "Amazon's answer could not be read. Please try again in a moment."),
+    (AuthCredentialError, InvalidToken.message),
+    (AuthInputError, PLAIN_MESSAGES["invalid_parameter"]),
+    (AuthPolicyError, "This site does not allow that sign-in."),
+    (AuthAssociationError, IdentityInUse.message),
+)
+_PLAIN_DEFAULT = "The sign-in could not be completed. Please try again."
+
+
+def plain_message(error: SocialAuthBaseException, *, signed_in: bool = False) -> str:
+    """What a person reads for ``error``, in plain words (never provider data).
+
+    This library's errors carry their own ``message``; social-core's get one
+    from :data:`PLAIN_MESSAGES` by code, or from their category. ``signed_in``:
+    the person is signed in, so a sign-in that is over changed nothing.
+    """
+    if signed_in and error.code in _PLAIN_WHEN_SIGNED_IN:
+        return _PLAIN_WHEN_SIGNED_IN[error.code]
+    if isinstance(error, AmazonError):
+        return error.message
+    if error.code in PLAIN_MESSAGES:
+        return PLAIN_MESSAGES[error.code]
+    for category, message in _PLAIN_BY_CATEGORY:
+        if isinstance(error, category):
+            return message
+    return _PLAIN_DEFAULT

@@ -19,7 +19,7 @@ from flask import Flask
 from sqlalchemy import text
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, amazon_settings, create_app
+from demo import amazon_settings, create_app, demo_client
 from demo.seed import AMAZON_IDENTITIES, seed
 from social_amazon_link.emulator import EmulatorServer, serve
 from social_amazon_link.emulator import create_app as create_emulator
@@ -68,13 +68,7 @@ class DemoSite:
         emulator = serve(
             create_emulator(
                 identities=AMAZON_IDENTITIES,
-                clients=[
-                    {
-                        "client_id": DEMO_CLIENT_ID,
-                        "client_secret": DEMO_CLIENT_SECRET,
-                        "redirect_uris": [f"{demo_url}/complete/amazon/"],
-                    }
-                ],
+                clients=[demo_client([f"{demo_url}/complete/amazon/"])],
             )
         )
         try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -184,3 +185,14 @@ def browser() -> Iterator[requests.Session]:
     """A cookie-keeping HTTP client standing in for the person's browser."""
     with requests.Session() as session:
         yield session
+
+
+@pytest.fixture
+def site(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The demo and its emulator, served as ``python -m demo`` serves them (:class:`DemoSite`)."""
+    from tests.browser_support import DemoSite
+
+    monkeypatch.chdir(tmp_path)  # the demo makes ./instance
+    demo = DemoSite.start(database_url)
+    yield demo
+    demo.close()

@@ -26,6 +26,7 @@ from demo.seed import (
     KATHERINE_ID,
     LOCAL_USERS,
     MARGARET_ID,
+    MARY_ID,
 )
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, DemoSite
 
@@ -40,14 +41,6 @@ def chromium() -> Iterator[Browser]:
         )
         yield browser
         browser.close()
-
-
-@pytest.fixture
-def site(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoSite]:
-    monkeypatch.chdir(tmp_path)  # the demo makes ./instance
-    demo = DemoSite.start(database_url)
-    yield demo
-    demo.close()
 
 
 @pytest.fixture
@@ -114,6 +107,7 @@ def test_new_amazon_identity_gets_an_account_at_once(page: Page, site: DemoSite)
     screenshot(page, "login")
     page.get_by_role("link", name="Login with Amazon").click()
     expect(page.get_by_role("radio")).to_have_count(len(AMAZON_IDENTITIES))
+    expect(page.locator("#app-name")).to_have_text("Acme Books")
     screenshot(page, "amazon-sign-in")
     page.get_by_role("radio", name=re.compile(r"^Ada Lovelace")).check()
     page.get_by_role("button", name="Allow").click()
@@ -136,24 +130,36 @@ def test_new_amazon_identity_gets_an_account_at_once(page: Page, site: DemoSite)
 def test_unlinking_the_only_way_to_sign_in_is_refused(page: Page, site: DemoSite) -> None:
     login_with_amazon(page, site, "Ada Lovelace")
     expect_account(page, site, "AdaLovelace", "ada@example.com", [ADA_ID])
-
+    # No Unlink button beside the one link of an account without a password: why instead.
+    expect(page.get_by_role("button", name=re.compile("^Unlink"))).to_have_count(0)
     expect(page.locator("#unlink-hint")).to_contain_text("cannot be unlinked")
-    unlink(page, ADA_ID)
-    expect(page.locator("h1")).to_have_text("Amazon is still linked")
-    expect(page.locator("[data-error-code]")).to_have_attribute(
-        "data-error-code", "disconnect_disallowed"
-    )
-    expect(page.get_by_role("alert")).to_contain_text("cannot be disconnected")
-    screenshot(page, "unlink-refused")
-    assert site.amazon_links()[ADA_ID] == "AdaLovelace"
 
-    page.get_by_role("link", name="Back to your account").click()
-    expect_account(page, site, "AdaLovelace", "ada@example.com", [ADA_ID])
+    # Two Amazon accounts, and an account page left open in another tab.
+    page.get_by_role("link", name="Link another Amazon account").click()
+    page.get_by_role("radio", name=re.compile(r"^alan\b")).check()
+    page.get_by_role("button", name="Allow").click()
+    expect_account(page, site, "AdaLovelace", "ada@example.com", [ADA_ID, ALAN_ID])
+    stale = page.context.new_page()
+    stale.goto("/account")
+    unlink(page, ADA_ID)
+    expect_account(page, site, "AdaLovelace", "ada@example.com", [ALAN_ID])
+
+    # The old tab still offers to unlink the other one, now the last way in.
+    unlink(stale, ALAN_ID)
+    expect(stale.locator("h1")).to_have_text("Amazon is still linked")
+    expect(stale.locator("[data-error-code]")).to_have_text("disconnect_disallowed")
+    expect(stale.get_by_role("alert")).to_contain_text("so it cannot be unlinked")
+    screenshot(stale, "unlink-refused")
+    assert site.amazon_links()[ALAN_ID] == "AdaLovelace"
+
+    stale.get_by_role("link", name="Back to your account").click()
+    expect_account(stale, site, "AdaLovelace", "ada@example.com", [ALAN_ID])
 
 
 def test_same_email_links_only_after_the_local_password(page: Page, site: DemoSite) -> None:
     login_with_amazon(page, site, "Grace Hopper")
     expect(page).to_have_url(re.compile(re.escape(f"{site.url}/link/amazon/password?")))
+    prompt = page.url
     expect(page.locator("#link-password-form")).to_be_visible()
     expect(page.locator("main")).to_contain_text("grace@example.com")
 
@@ -168,8 +174,21 @@ def test_same_email_links_only_after_the_local_password(page: Page, site: DemoSi
     page.get_by_label("Password").fill("grace-password-1")
     page.get_by_role("button", name="Link accounts").click()
     expect_account(page, site, "grace", "grace@example.com", [GRACE_ID])
+    expect(page.get_by_role("status")).to_have_text(
+        "Amazon account Grace Hopper (grace@example.com) linked."
+    )
+    expect(page.locator("#account-amazon .amazon-name")).to_have_text("Grace Hopper")
+    expect(page.locator("#account-amazon .amazon-email")).to_have_text("grace@example.com")
     expect(page.locator("#account-events tr[data-event]")).to_have_count(2)
     screenshot(page, "account")
+
+    # Back to the password prompt (what Back reaches after a first right
+    # password): that sign-in is over, and Amazon is linked.
+    page.goto(prompt)
+    expect(page.locator("h1")).to_have_text("Amazon is already linked to your account")
+    expect(page.locator("[data-error-code]")).to_have_text("invalid_partial")
+    expect(page.locator("#linked-amazon")).to_contain_text("Grace Hopper")
+    screenshot(page, "back-after-linking")
     assert site.amazon_links()[GRACE_ID] == "grace"
     assert site.events("grace") == [("wrong_password", "wrong_password"), ("linked", "password")]
     assert users(site) == SEEDED  # linked, no account made
@@ -253,6 +272,9 @@ def test_signed_in_user_links_then_unlinks_amazon(page: Page, site: DemoSite) ->
 
     unlink(page, GRACE_ID)
     expect_account(page, site, "grace", "grace@example.com", [])
+    expect(page.get_by_role("status")).to_have_text(
+        "Amazon account Grace Hopper (grace@example.com) unlinked."
+    )
     expect(page.locator("#account-events")).to_contain_text("Amazon account unlinked")
     assert GRACE_ID not in site.amazon_links()
     assert [event for event, _detail in site.events("grace")] == ["linked", "unlinked"]
@@ -362,23 +384,23 @@ def test_connecting_an_amazon_account_linked_elsewhere_is_refused(
 def test_five_wrong_passwords_lock_linking_even_for_the_right_one(
     page: Page, site: DemoSite
 ) -> None:
-    login_with_amazon(page, site, "Grace Hopper")
+    login_with_amazon(page, site, "Mary Jackson")
     alert = page.get_by_role("alert")
     for left in ("4 tries left.", "3 tries left.", "2 tries left.", "1 try left."):
-        page.get_by_label("Password").fill("not-graces-password")
+        page.get_by_label("Password").fill("not-marys-password")
         page.get_by_role("button", name="Link accounts").click()
         expect(alert).to_contain_text(left)
-    page.get_by_label("Password").fill("not-graces-password")
+    page.get_by_label("Password").fill("not-marys-password")
     page.get_by_role("button", name="Link accounts").click()
     expect(alert).to_contain_text("The account is now locked for a while.")
 
-    page.get_by_label("Password").fill("grace-password-1")
+    page.get_by_label("Password").fill("mary-password-1")
     page.get_by_role("button", name="Link accounts").click()
     expect(alert).to_have_attribute("data-error-code", "too_many_attempts")
     expect(alert).to_contain_text("Try again in 15 minutes.")
     screenshot(page, "too-many-attempts")
-    assert GRACE_ID not in site.amazon_links()
-    assert site.events("grace") == [
+    assert MARY_ID not in site.amazon_links()
+    assert site.events("mary") == [
         *[("wrong_password", "wrong_password")] * 5,
         ("locked_out", ""),  # once: the refusal is counted on it
     ]

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+import pytest
 import requests
 from sqlalchemy import create_engine, text
 
@@ -27,42 +30,69 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the demo exited early"
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {seconds} s")
+class DemoProcess:
+    """``python -m demo`` running in ``cwd``, its output read line by line."""
+
+    def __init__(self, cwd: Path, *args: str, **env: str) -> None:
+        # Only what the test sets: no Amazon credentials, database or emulator
+        # URL of the shell running the tests.
+        inherited = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("AMAZON_") and k not in ("DATABASE_URL", "LWA_EMULATOR_URL")
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "demo", *args],
+            cwd=cwd,  # the demo keeps its SQLite file in ./instance
+            env={**inherited, "PYTHONPATH": str(REPO), **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.output: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def line_starting(self, prefix: str, seconds: float = 30.0) -> str:
+        """The first output line that starts with ``prefix`` (AssertionError at exit)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            assert line is not None, f"the demo exited: {self.output}"
+            self.output.append(line)
+            if line.startswith(prefix):
+                return line
+
+    def finish(self, seconds: float = 30.0) -> tuple[int, list[str]]:
+        """Wait for it to exit; its exit code and every line it printed."""
+        code = self.process.wait(timeout=seconds)
+        while (line := self.lines.get(timeout=seconds)) is not None:
+            self.output.append(line)
+        return code, self.output
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
 
 
 @contextmanager
 def python_m_demo(cwd: Path, port: int, emulator_port: int, **env: str) -> Iterator[str]:
-    """Run ``python -m demo`` in ``cwd`` with ``env`` added; yield its URL once it answers."""
-    # Only what the test sets: no Amazon credentials, database or emulator
-    # URL of the shell running the tests.
-    inherited = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("AMAZON_") and k not in ("DATABASE_URL", "LWA_EMULATOR_URL")
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "demo", "--port", str(port), "--emulator-port", str(emulator_port)],
-        cwd=cwd,  # the demo keeps its SQLite file in ./instance
-        env={**inherited, "PYTHONPATH": str(REPO), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    """Run ``python -m demo`` in ``cwd`` with ``env``; yield its URL once it says it serves."""
+    demo = DemoProcess(cwd, "--port", str(port), "--emulator-port", str(emulator_port), **env)
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for(f"{base}/login", process)
+        assert demo.line_starting("Demo on ") == f"Demo on {base}  (Ctrl-C to stop)"
+        # Said only once it serves: the first request is answered at once.
+        assert requests.get(f"{base}/login", timeout=5).status_code == 200
         yield base
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        demo.stop()
 
 
 def allow_first_identity(
@@ -129,3 +159,140 @@ def test_python_m_demo_with_real_amazon_seeds_no_demo_accounts(tmp_path):
         with closing(sqlite3.connect(tmp_path / "instance" / "demo.sqlite3")) as db:
             assert db.execute("SELECT count(*) FROM users").fetchone() == (0,)
             assert db.execute("SELECT count(*) FROM social_auth_usersocialauth").fetchone() == (0,)
+
+
+def seeded_usernames() -> list[str]:
+    from demo.seed import LOCAL_USERS
+
+    return sorted(local.username for local in LOCAL_USERS)
+
+
+def usernames(database_url: str) -> list[str]:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as db:
+            return sorted(db.execute(text("SELECT username FROM users")).scalars())
+    finally:
+        engine.dispose()
+
+
+def sign_in_as_ada(base: str) -> None:
+    browser = requests.Session()
+    account, _ada = allow_first_identity(browser, browser.get(f"{base}/login/amazon/"))
+    assert account.url == f"{base}/account"
+
+
+def test_each_run_starts_on_a_fresh_seeded_database(tmp_path):
+    database = tmp_path / "instance" / "demo.sqlite3"
+    with python_m_demo(tmp_path, free_port(), free_port()) as base:
+        sign_in_as_ada(base)
+    assert usernames(f"sqlite:///{database}") == sorted([*seeded_usernames(), "AdaLovelace"])
+
+    demo = DemoProcess(tmp_path, "--port", str(free_port()), "--emulator-port", str(free_port()))
+    try:
+        line = demo.line_starting("Database: ")
+        assert line == (
+            "Database: instance/demo.sqlite3, made anew for this run (DATABASE_URL keeps one)"
+        )
+        demo.line_starting("Demo on ")
+        # The table's paths work again: no Ada from the last run, Katherine's
+        # link back as seeded.
+        assert usernames(f"sqlite:///{database}") == seeded_usernames()
+    finally:
+        demo.stop()
+
+
+def test_with_database_url_the_database_is_kept_and_said_so(tmp_path, db_kind, database_url):
+    if db_kind == "sqlite":  # not the default file: one the person chose
+        database_url = f"sqlite:///{tmp_path / 'mine.sqlite3'}"
+    for run in range(2):
+        demo = DemoProcess(
+            tmp_path,
+            *("--port", str(port := free_port()), "--emulator-port", str(free_port())),
+            DATABASE_URL=database_url,
+        )
+        try:
+            line = demo.line_starting("Database: ")
+            assert line.endswith(
+                "(DATABASE_URL), kept between runs: the seed adds only the accounts and "
+                "links that are missing"
+            )
+            demo.line_starting("Demo on ")
+            if run == 0:
+                sign_in_as_ada(f"http://127.0.0.1:{port}")
+        finally:
+            demo.stop()
+    assert usernames(database_url) == sorted([*seeded_usernames(), "AdaLovelace"])
+    assert not (tmp_path / "instance" / "demo.sqlite3").exists()
+
+
+def test_database_url_is_shown_without_its_password(monkeypatch):
+    from demo.__main__ import fresh_database
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://me:s3cr%40t@db.example/demo")
+    line = fresh_database()
+    assert line.startswith("Database: postgresql+psycopg://me:***@db.example/demo (DATABASE_URL)")
+    assert "s3cr" not in line
+
+
+@pytest.mark.parametrize("busy", ["demo", "emulator"])
+def test_a_busy_port_is_one_line_that_says_what_to_do(tmp_path, busy):
+    # A database left by the demo still running on that port: not wiped.
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    (instance / "demo.sqlite3").write_bytes(b"the running demo's data")
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port, emulator_port = free_port(), free_port()
+        if busy == "demo":
+            port = taken.getsockname()[1]
+        else:
+            emulator_port = taken.getsockname()[1]
+        demo = DemoProcess(tmp_path, "--port", str(port), "--emulator-port", str(emulator_port))
+        code, output = demo.finish()
+    whose = "the demo's" if busy == "demo" else "the LWA emulator's"
+    used = port if busy == "demo" else emulator_port
+    assert code == 1
+    assert output == [
+        f"python -m demo: {whose} port {used} on 127.0.0.1 is already in use (another demo "
+        "still running?): stop that program, or pick free ports, e.g. make demo PORT=5050 "
+        "EMULATOR_PORT=5051 (python -m demo --port 5050 --emulator-port 5051)"
+    ]
+    assert (instance / "demo.sqlite3").read_bytes() == b"the running demo's data"
+
+
+def test_port_zero_serves_on_a_free_port_and_says_which(tmp_path):
+    demo = DemoProcess(tmp_path, "--port", "0", "--emulator-port", "0")
+    try:
+        emulator = demo.line_starting("LWA emulator on http://127.0.0.1:").split()[-1]
+        served = re.fullmatch(
+            r"Demo on (http://127\.0\.0\.1:(\d+))  \(Ctrl-C to stop\)",
+            demo.line_starting("Demo on "),
+        )
+        assert served is not None and served.group(2) != "0"
+        browser = requests.Session()
+        amazon = browser.get(f"{served.group(1)}/login/amazon/")
+        assert amazon.url.startswith(f"{emulator}/ap/oa?")
+        assert '<strong id="app-name">Acme Books</strong>' in amazon.text
+    finally:
+        demo.stop()
+
+
+@pytest.mark.parametrize(
+    ("make_args", "demo_args"),
+    [
+        ([], ""),
+        (["PORT=5050", "EMULATOR_PORT=5051"], " --port 5050 --emulator-port 5051"),
+        (["PORT=5050"], " --port 5050"),
+    ],
+)
+def test_make_demo_passes_the_ports_on(make_args, demo_args):
+    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "EMULATOR_PORT")}
+    dry_run = subprocess.run(
+        ["make", "--always-make", "-n", "demo", *make_args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert dry_run.stdout.splitlines()[-1].rstrip() == f".venv/bin/python -m demo{demo_args}"

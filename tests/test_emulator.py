@@ -700,6 +700,51 @@ def test_control_rejects_a_non_json_body(lwa, http, path):
     )
 
 
+def app_name(html: str) -> str:
+    """The app the consent page says is asking."""
+    found = re.search(r'<strong id="app-name">([^<]*)</strong> would like to access', html)
+    assert found is not None, "no app name on the consent page"
+    return found.group(1)
+
+
+def test_consent_page_names_the_app_or_else_shows_its_client_id(lwa, http):
+    page = http.get(lwa.authorize_url, params=authorize_params())
+    assert app_name(page.text) == CLIENT_ID  # registered without a name
+
+    record = lwa.add_client(OTHER_APP, "s", redirect_uris=[CALLBACK], name="  Zoë's <Books>  ")
+    assert record["name"] == "Zoë's <Books>"
+    page = http.get(lwa.authorize_url, params=authorize_params(client_id=OTHER_APP))
+    assert app_name(page.text) == "Zoë&#39;s &lt;Books&gt;"
+    assert OTHER_APP not in page.text.split("would like to access")[0]
+
+
+@pytest.mark.parametrize(
+    "name", ["", "   ", "Acme\nBooks", "Acme\u202eBooks", "x" * 101, 42, ["Acme"]]
+)
+def test_client_name_must_be_short_printable_text(lwa, http, name):
+    answer = http.post(
+        f"{lwa.url}/_emulator/clients",
+        json={"client_id": OTHER_APP, "client_secret": "s", "name": name},
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_request"
+    assert "'name'" in answer.json()["message"]
+    page = http.get(lwa.authorize_url, params=authorize_params(client_id=OTHER_APP))
+    assert "would like to access" not in page.text  # nothing was registered
+
+
+def test_command_line_client_takes_at_most_a_name_after_it(capsys):
+    from social_amazon_link.emulator.__main__ import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--client", f"{CLIENT_ID}:{SECRET}:{CALLBACK}", "Acme", "Books"])
+    assert exited.value.code == 2
+    assert "--client: expected ID:SECRET[:REDIRECT_URI] [NAME]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--client", f"{CLIENT_ID}:{SECRET}", "Acme\tBooks"])
+    assert "'name' must be at most 100 printable characters" in capsys.readouterr().err
+
+
 def test_client_raises_a_clear_error_when_a_control_call_fails(lwa):
     with pytest.raises(EmulatorControlError, match=r"/_emulator/identities -> 400: 'user_id'"):
         lwa.add_identity("ada", "Ada", "ada@example.com")
@@ -713,6 +758,7 @@ def test_client_returns_public_records_never_the_secret(lwa):
     record = lwa.add_client(OTHER_APP, "top-secret", redirect_uris=[CALLBACK])
     assert record == {
         "client_id": OTHER_APP,
+        "name": None,
         "redirect_uris": [CALLBACK],
         "app_id": record["app_id"],
     }
@@ -791,6 +837,7 @@ def test_command_serves_a_real_authorization_code_exchange():
             str(port),
             "--client",
             f"{CLIENT_ID}:{SECRET}:{CALLBACK}",
+            "Acme Books",
             "--identity",
             f"{ADA}:Ada Lovelace:ada@example.com",
         ],
@@ -802,9 +849,18 @@ def test_command_serves_a_real_authorization_code_exchange():
         line = _read_line(process, timeout=15)
         assert line == f"LWA emulator listening on http://127.0.0.1:{port}"
         lwa_url = line.rsplit(" ", 1)[1]
-        with requests.Session() as http, LWAEmulator(lwa_url) as amazon:
-            callback = amazon.consent(f"{lwa_url}/ap/oa?{urlencode(authorize_params())}", ADA)
-            code = parse_qs(urlsplit(callback).query)["code"][0]
+        with requests.Session() as http:
+            page = http.get(f"{lwa_url}/ap/oa", params=authorize_params(), timeout=5)
+            action, fields, radios = first_form(page.text, page.url)
+            assert radios["user_id"] == [ADA]
+            assert app_name(page.text) == "Acme Books"
+            consented = http.post(
+                action,
+                data={**fields, "user_id": ADA, "decision": "allow"},
+                allow_redirects=False,
+                timeout=5,
+            )
+            code = callback_query(consented)["code"][0]
             tokens = http.post(
                 f"{lwa_url}/auth/o2/token",
                 data={"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK},

@@ -304,6 +304,7 @@ def test_link_keeps_the_profile_but_no_token_by_default(serve_app, browser, ada)
     sign_in(browser, app, ada)
     data = extra_data(app)
     assert data["user_id"] == ADA and data["email"] == "ada@example.com"
+    assert data["name"] == "Ada Lovelace"  # what an account page names the link by
     assert isinstance(data["auth_time"], int)
     assert not {"access_token", "refresh_token"} & set(data)
 

@@ -15,14 +15,35 @@ from .server import serve
 from .state import InvalidInput, parse_client, parse_identity
 
 
-def _client(value: str) -> dict[str, Any]:
-    """``ID:SECRET[:REDIRECT_URI]`` (the URI keeps its own colons)."""
+class _ClientAction(argparse.Action):
+    """``--client ID:SECRET[:REDIRECT_URI] [NAME]``: appends :func:`_client`'s dict."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if len(values) > 2:
+            parser.error(f"{option_string}: expected ID:SECRET[:REDIRECT_URI] [NAME]")
+        try:
+            client = _client(*values)
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"{option_string}: {exc}")
+        getattr(namespace, self.dest).append(client)
+
+
+def _client(value: str, name: str | None = None) -> dict[str, Any]:
+    """``ID:SECRET[:REDIRECT_URI]`` (the URI keeps its own colons), and the app's name."""
     parts = value.split(":", 2)
     if len(parts) < 2:
         raise argparse.ArgumentTypeError("expected ID:SECRET[:REDIRECT_URI]")
     data: dict[str, Any] = {"client_id": parts[0], "client_secret": parts[1]}
     if len(parts) == 3:
         data["redirect_uris"] = [parts[2]]
+    if name is not None:
+        data["name"] = name
     try:
         parse_client(data)
     except InvalidInput as exc:
@@ -44,11 +65,13 @@ def _identity(value: str) -> dict[str, Any]:
 
 
 def _merge_clients(clients: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    # Repeating --client for one id adds redirect URIs; the last secret wins.
+    # Repeating --client for one id adds redirect URIs; the last secret (and name) wins.
     merged: dict[str, dict[str, Any]] = {}
     for client in clients:
         entry = merged.setdefault(client["client_id"], {"client_id": client["client_id"]})
         entry["client_secret"] = client["client_secret"]
+        if "name" in client:
+            entry["name"] = client["name"]
         if "redirect_uris" in client:
             entry.setdefault("redirect_uris", []).extend(client["redirect_uris"])
     return list(merged.values())
@@ -65,11 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--client",
-        type=_client,
-        action="append",
+        action=_ClientAction,
+        nargs="+",
         default=[],
-        metavar="ID:SECRET[:REDIRECT_URI]",
-        help="register an LWA app (repeat to add redirect URIs or apps)",
+        metavar=("ID:SECRET[:REDIRECT_URI]", "NAME"),
+        help="register an LWA app, NAME shown on the consent page (repeat to add redirect URIs"
+        " or apps)",
     )
     parser.add_argument(
         "--identity",

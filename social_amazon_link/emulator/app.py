@@ -135,7 +135,7 @@ def create_app(
     """The LWA emulator as a Flask (WSGI) app, seeded with identities and clients.
 
     ``identities``: dicts ``{"user_id", "name", "email", "postal_code"?}``;
-    ``clients``: dicts ``{"client_id", "client_secret", "redirect_uris"?}``.
+    ``clients``: dicts ``{"client_id", "client_secret", "redirect_uris"?, "name"?}``.
     Invalid seeds raise :class:`~.state.InvalidInput` (a ``ValueError``).
     """
     app = Flask(__name__, template_folder="templates/lwa_emulator", static_folder=None)
@@ -155,9 +155,12 @@ def create_app(
 def _add_lwa_routes(app: Flask, server: LWAAuthorizationServer, state: EmulatorState) -> None:
     def consent_page(error: str | None = None, status: int = 200) -> tuple[str, int]:
         scope = request.values.get("scope", "")
+        client_id = request.values.get("client_id", "")
+        client = state.client(client_id)
         return render_template(
             "authorize.html",
-            client_id=request.values.get("client_id", ""),
+            # The app's name, as Amazon shows its security profile's.
+            app_name=(client.name if client is not None else None) or client_id,
             redirect_uri=request.values.get("redirect_uri", ""),
             scopes=[SCOPE_DESCRIPTIONS.get(name, name) for name in scope.split()],
             identities=state.identities(),

@@ -96,12 +96,21 @@ class LWAEmulator:
         return result
 
     def add_client(
-        self, client_id: str, client_secret: str, redirect_uris: list[str] | None = None
+        self,
+        client_id: str,
+        client_secret: str,
+        redirect_uris: list[str] | None = None,
+        name: str | None = None,
     ) -> dict[str, Any]:
-        """Register or update an LWA application; no ``redirect_uris``: any loopback URI."""
+        """Register or update an LWA application; no ``redirect_uris``: any loopback URI.
+
+        ``name`` is what the consent page calls the app (else its client id).
+        """
         payload: dict[str, Any] = {"client_id": client_id, "client_secret": client_secret}
         if redirect_uris is not None:
             payload["redirect_uris"] = list(redirect_uris)
+        if name is not None:
+            payload["name"] = name
         result: dict[str, Any] = self._call("POST", "/clients", payload)
         return result
 

@@ -117,11 +117,15 @@ class Client:
     # Kept out of repr: Authlib logs clients with %r.
     client_secret: str = field(repr=False)
     redirect_uris: tuple[str, ...] = ()
+    #: What the consent page calls the app (its security profile's name);
+    #: None: the client id.
+    name: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The public view: never the secret."""
         return {
             "client_id": self.client_id,
+            "name": self.name,
             "redirect_uris": list(self.redirect_uris),
             "app_id": app_id_for(self.client_id),
         }
@@ -311,8 +315,8 @@ def parse_identity(data: Any) -> Identity:
 
 
 def parse_client(data: Any) -> Client:
-    """A :class:`Client` from ``{"client_id", "client_secret", "redirect_uris"?}``."""
-    data = _object(data, {"client_id", "client_secret", "redirect_uris"})
+    """A :class:`Client` from ``{"client_id", "client_secret", "redirect_uris"?, "name"?}``."""
+    data = _object(data, {"client_id", "client_secret", "redirect_uris", "name"})
     uris = data.get("redirect_uris")
     if uris is None:
         uris = []
@@ -329,7 +333,22 @@ def parse_client(data: Any) -> Client:
         client_id=client_id,
         client_secret=_text(data, "client_secret"),
         redirect_uris=tuple(dict.fromkeys(uris)),
+        name=_client_name(data),
     )
+
+
+#: Longest app name the consent page shows.
+MAX_CLIENT_NAME = 100
+
+
+def _client_name(data: Mapping[str, Any]) -> str | None:
+    name = _optional_text(data, "name")
+    if name is None:
+        return None
+    name = name.strip()
+    if len(name) > MAX_CLIENT_NAME or not name.isprintable():
+        raise InvalidInput(f"'name' must be at most {MAX_CLIENT_NAME} printable characters")
+    return name
 
 
 def parse_mint(data: Any) -> tuple[str, str, str, int]:

@@ -47,12 +47,12 @@ from social_amazon_link.pipelines import AMAZON_DISCONNECT_PIPELINE, AMAZON_PIPE
 from social_amazon_link.pipelines.pause import prompt_of
 
 from ..errors import (
-    AmazonError,
     DatabaseUnavailable,
     InvalidPartial,
     InvalidRequest,
     TooManyAttempts,
     error_status,
+    plain_message,
 )
 from ..sqlalchemy_storage import DEFAULT_EVENTS_MAX_AGE
 from .api import bp as api_views
@@ -254,12 +254,13 @@ def purge_command() -> None:
     )
 
 
-def _message(error: SocialAuthBaseException) -> str:
-    """What the error page says: ours are safe to show; an invalid request says
-    what to correct (never provider data, which only other errors carry)."""
+def _message(error: SocialAuthBaseException, signed_in: bool) -> str:
+    """What the error page says, in plain words (:func:`..errors.plain_message`);
+    an invalid request says what to correct (never provider data, which only
+    other errors carry)."""
     if isinstance(error, (InvalidRequest, TooManyAttempts)) and error.detail:
         return str(error.detail)
-    return error.message if isinstance(error, AmazonError) else str(error)
+    return plain_message(error, signed_in=signed_in)
 
 
 def _error_response(error: SocialAuthBaseException) -> ResponseReturnValue:
@@ -273,8 +274,8 @@ def _error_response(error: SocialAuthBaseException) -> ResponseReturnValue:
     if error_url and not isinstance(error, DatabaseUnavailable):
         sep = "&" if "?" in error_url else "?"
         return redirect(f"{error_url}{sep}{urlencode({'error': error.code})}")
-    message = _message(error)
     signed_in = bool(getattr(current_user, "is_authenticated", False))
+    message = _message(error, signed_in)
     config = current_app.config
     response = make_response(
         render_template(
