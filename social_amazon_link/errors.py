@@ -42,6 +42,7 @@ __all__ = [
     "PasswordUnavailable",
     "RegistrationInvalid",
     "TooManyAttempts",
+    "UnknownLink",
     "WrongAudience",
     "WrongCode",
     "WrongPassword",
@@ -217,6 +218,16 @@ class TooManyAttempts(AmazonError, AuthPolicyError):
 
     def as_json(self) -> dict[str, Any]:
         return {"error": self.code, "retry_after": self.retry_after_seconds}
+
+
+class UnknownLink(AmazonError, AuthInputError):
+    """Unlinking names no link of the signed-in user: an id that is not a
+    positive whole number written plainly (``54``, not ``054``, ``54.0`` or
+    ``+54``), too large to be one, or another account's."""
+
+    code_name = "unknown_link"
+    http_status = 404
+    message = "There is no such link on your account. It may have been removed already."
 
 
 class InvalidPartial(AmazonError, AuthSessionError):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from social_core.exceptions import AuthAssociationError
+from social_core.exceptions import AuthAssociationError, AuthPolicyError
 from social_core.storage import (
     AssociationMixin,
     BaseStorage,
@@ -57,13 +58,16 @@ from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import Session, backref, mapped_column, relationship, scoped_session
 
 from .accounts import has_usable_password
-from .text import storable
+from .errors import UnknownLink
+from .text import email_key, storable
 
 __all__ = [
+    "MAX_ASSOCIATION_ID",
     "SQLAlchemyStorage",
     "SocialModels",
     "bind_session",
     "models_for",
+    "parse_association_id",
     "use_models",
 ]
 
@@ -85,6 +89,61 @@ def _session() -> AnySession:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+#: ASCII letters that a non-ASCII character folds to (U+212A KELVIN SIGN to
+#: ``k``, U+017F LONG S to ``s``): where a key has one, a stored address may
+#: have that other character. tests/test_emails.py checks the list is whole.
+_ASCII_FOLDED_FROM_OTHERS = frozenset("ks")
+_ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _same_email_candidates(column: Any, key: str) -> Any:
+    """A SQL condition met by every address whose :func:`email_key` is ``key``
+    (and rarely by a few others: the caller compares the keys in Python).
+
+    Simple case folding maps one character to one, so such an address has the
+    key's length, and at each ASCII position of the key the same ASCII letter
+    in either case. That is a ``LIKE`` pattern: the key's ASCII characters,
+    ``_`` (any one character) at the others, over the column with its ASCII
+    letters lowered. No database's ``lower()`` is trusted past ASCII: SQLite's
+    stops there, PostgreSQL's follows the database's locale (none past ASCII in
+    the C locale; a Turkish one lowers ``I`` to a dotless i, U+0131), so PostgreSQL
+    lowers with ``translate``. PostgreSQL needs a UTF8 database (with
+    SQL_ASCII, ``_`` is one byte, not one character).
+    """
+    pattern = "".join(
+        "\\" + char
+        if char in "\\%_"
+        else char
+        if char < "\x80" and char not in _ASCII_FOLDED_FROM_OTHERS
+        else "_"
+        for char in key
+    )
+    lowered = (
+        func.translate(column, _ASCII_UPPER, _ASCII_UPPER.lower())
+        if _session().get_bind().dialect.name == "postgresql"
+        else func.lower(column)
+    )
+    return lowered.like(pattern, escape="\\")
+
+
+def _lock(name: str, table: Any) -> None:
+    """A lock on ``name`` until the current transaction ends (``table``: one
+    the SQLite branch may write to).
+
+    PostgreSQL: a transaction advisory lock on a hash of the name. SQLite: its
+    database write lock, taken by a write statement that changes nothing (with
+    WAL, readers go on meanwhile; see :func:`use_sqlite_wal`).
+    """
+    session = _session()
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        digest = hashlib.sha256(name.encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        session.execute(select(func.pg_advisory_xact_lock(key)))
+    elif dialect == "sqlite":
+        session.execute(update(table).where(table.c.id == -1).values(uid=table.c.uid))
 
 
 @contextmanager
@@ -205,23 +264,30 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
 
     @classmethod
     def lock_identity(cls, provider: str, uid: str) -> None:
-        """Serialise account creation for one identity until the next commit.
+        """Serialise writing a new account or link for one identity until the next commit.
 
         Fifty simultaneous first sign-ins of one Amazon account must make one
         account: the first holds this lock until its user and link are
-        committed; the others then find that link. PostgreSQL: a transaction
+        committed; the others then find that link. Taken only once the
+        lookups say a new account will be written (not for a returning user,
+        nor for one sent to the password prompt). PostgreSQL: a transaction
         advisory lock on the identity. SQLite: its database write lock (any
         write statement takes it until commit).
         """
-        session = _session()
-        dialect = session.get_bind().dialect.name
-        if dialect == "postgresql":
-            digest = hashlib.sha256(f"{provider}\0{uid}".encode()).digest()
-            key = int.from_bytes(digest[:8], "big", signed=True)
-            session.execute(select(func.pg_advisory_xact_lock(key)))
-        elif dialect == "sqlite":
-            table = cls.__table__
-            session.execute(update(table).where(table.c.id == -1).values(uid=table.c.uid))
+        _lock(f"{provider}\0{uid}", cls.__table__)
+
+    @classmethod
+    def lock_email(cls, email: str) -> None:
+        """Serialise making a new account with this email (by :func:`email_key`)
+        until the next commit.
+
+        Twelve different Amazon accounts signing in at once with one new email
+        must make one account: the first holds this lock until its account is
+        committed; the others, re-checking under the lock, find that account
+        and are asked for its password. Take it after :meth:`lock_identity`
+        (always in that order: no two sign-ins wait on each other).
+        """
+        _lock(f"email\0{email_key(email.strip())}", cls.__table__)
 
     @classmethod
     def get_user(cls, pk: Any) -> Any:
@@ -231,12 +297,14 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
 
     @classmethod
     def get_users_by_email(cls, email: str) -> list[Any]:
-        """Every local account with this email, compared case-insensitively."""
+        """Every local account with this email (inactive ones too), the same by
+        :func:`~social_amazon_link.text.email_key` on every database."""
         if not email or not storable(email):
             return []
         model = cls._user_model
-        query = select(model).where(func.lower(model.email) == email.strip().lower())
-        return list(_session().scalars(query))
+        key = email_key(email.strip())
+        query = select(model).where(_same_email_candidates(model.email, key))
+        return [user for user in _session().scalars(query) if email_key(user.email) == key]
 
     @classmethod
     def get_social_auth(cls, provider: str, uid: str, id_key: str | None = None) -> Any:
@@ -264,13 +332,16 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
         cls,
         user: Any,
         provider: str | None = None,
-        id: int | None = None,
+        id: int | str | None = None,
     ) -> list[Any]:
+        """The user's links; only the one numbered ``id`` when it is given (any
+        spelling but the canonical one, or 0, is :class:`UnknownLink`: never
+        "every link", never a database error)."""
         query = select(cls).where(cls.user_id == user.id)
         if provider:
             query = query.where(cls.provider == provider)
-        if id:
-            query = query.where(cls.id == id)
+        if id is not None:
+            query = query.where(cls.id == parse_association_id(id))
         return list(_session().scalars(query))
 
     @classmethod
@@ -307,20 +378,78 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
     def allowed_to_disconnect(
         cls, user: Any, backend_name: str, association_id: Any = None
     ) -> bool:
-        """Only when the user keeps a way to sign in: a password or another link."""
-        if has_usable_password(user):
-            return True
+        """Only when the user keeps a way to sign in: a password or another link.
+
+        ``association_id`` is parsed as :meth:`get_social_auth_for_user` parses
+        it, so the check and the removal see the same row; one that is not the
+        user's link of ``backend_name`` is :class:`UnknownLink`.
+        """
         links = cls.get_social_auth_for_user(user)
-        if association_id is not None:
-            remaining = [s for s in links if str(s.id) != str(association_id)]
-        else:
-            remaining = [s for s in links if s.provider != backend_name]
-        return len(remaining) > 0
+        return _keeps_a_way_in(user, links, _chosen(links, backend_name, association_id))
+
+    @classmethod
+    def disconnect_entries(
+        cls, user: Any, backend_name: str, association_id: Any = None
+    ) -> list[Any]:
+        """The links an unlink removes, loaded once and checked under the user's lock.
+
+        The objects the check counted are the ones removed (social-core's
+        ``allowed_to_disconnect`` and ``get_entries`` steps each load them
+        again), and until the removal commits no other unlink of this user
+        runs: two at once must not each count the other's link as the one that
+        remains. Raises :class:`UnknownLink`, or social-core's
+        ``disconnect_disallowed`` when the user would have no way left to sign in.
+        """
+        _lock(f"links\0{user.id}", cls.__table__)
+        links = cls.get_social_auth_for_user(user)
+        chosen = _chosen(links, backend_name, association_id)
+        if not _keeps_a_way_in(user, links, chosen):
+            raise AuthPolicyError(code="disconnect_disallowed", stage="disconnect")
+        return chosen
 
     @classmethod
     def disconnect(cls, entry: Any) -> None:
         with _writing() as session:
             session.delete(entry)
+
+
+#: The largest id an ``Integer`` column holds on every database (PostgreSQL's int4).
+MAX_ASSOCIATION_ID = 2**31 - 1
+_CANONICAL_ID = re.compile(r"[1-9][0-9]*", re.ASCII)
+
+
+def parse_association_id(value: Any) -> int:
+    """A link's id from a URL or a caller: a positive whole number that fits
+    the column, written plainly (``54``; not ``054``, ``+54``, ``54.0``, ``٥٤``).
+
+    Anything else is :class:`UnknownLink` (404), so no spelling can make a
+    check and a delete disagree, and none reaches the database as a 500.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and _CANONICAL_ID.fullmatch(value):
+        number = int(value)
+    else:
+        raise UnknownLink(reason="malformed_id", stage="disconnect")
+    if not 0 < number <= MAX_ASSOCIATION_ID:
+        raise UnknownLink(reason="malformed_id", stage="disconnect")
+    return number
+
+
+def _chosen(links: list[Any], backend_name: str, association_id: Any) -> list[Any]:
+    """The links an unlink removes: the one numbered ``association_id`` (which
+    must be one of ``links`` for ``backend_name``), else every one of the backend."""
+    if association_id is None:
+        return [link for link in links if link.provider == backend_name]
+    wanted = parse_association_id(association_id)
+    chosen = [link for link in links if link.id == wanted and link.provider == backend_name]
+    if not chosen:
+        raise UnknownLink(reason="not_the_users", stage="disconnect")
+    return chosen
+
+
+def _keeps_a_way_in(user: Any, links: list[Any], removed: list[Any]) -> bool:
+    return has_usable_password(user) or any(link not in removed for link in links)
 
 
 class SQLAlchemyNonce(_Saved, NonceMixin):
@@ -412,13 +541,15 @@ class SQLAlchemyCode(_Saved, CodeMixin):
         if not email or not storable(email):
             return []
         table = cls.__table__
+        key = email_key(email.strip())
         query = (
-            select(table.c.timestamp)
-            .where(func.lower(table.c.email) == email.lower(), table.c.timestamp >= since)
+            select(table.c.timestamp, table.c.email)
+            .where(_same_email_candidates(table.c.email, key), table.c.timestamp >= since)
             .order_by(table.c.timestamp)
         )
+        sent = [row.timestamp for row in _session().execute(query) if email_key(row.email) == key]
         # SQLite hands back naive datetimes; they were written in UTC.
-        return [t if t.tzinfo else t.replace(tzinfo=UTC) for t in _session().scalars(query)]
+        return [t if t.tzinfo else t.replace(tzinfo=UTC) for t in sent]
 
 
 class SQLAlchemyPartial(_Saved, PartialMixin):
