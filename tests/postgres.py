@@ -59,8 +59,11 @@ def postgres_server() -> Iterator[str]:
         _as_server_user(
             # UTF8, which the email match needs; the C locale, whose lower()
             # folds ASCII only: the library must not depend on the locale.
-            [_binary("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"]
-            + ["-E", "UTF8", "--locale=C"]
+            [
+                _binary("initdb"),
+                *("-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"),
+                *("-E", "UTF8", "--locale=C"),
+            ]
         ),
         **run,
     )
