@@ -40,6 +40,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Engine,
     ForeignKey,
     Integer,
     String,
@@ -47,6 +48,7 @@ from sqlalchemy import (
     and_,
     case,
     delete,
+    event,
     func,
     inspect,
     or_,
@@ -63,9 +65,11 @@ from .text import email_key, storable
 
 __all__ = [
     "MAX_ASSOCIATION_ID",
+    "SQLITE_BUSY_TIMEOUT",
     "SQLAlchemyStorage",
     "SocialModels",
     "bind_session",
+    "configure_sqlite",
     "models_for",
     "parse_association_id",
     "use_models",
@@ -79,6 +83,45 @@ def bind_session(provider: Callable[[], AnySession]) -> None:
     """Tell the storage how to find the current session (set by the integration)."""
     global _session_provider
     _session_provider = provider
+
+
+#: Seconds a SQLite connection waits for another's write lock before
+#: "database is locked" (an OperationalError, as when any database is down).
+SQLITE_BUSY_TIMEOUT = 5.0
+
+
+def configure_sqlite(
+    engine: Engine, *, wal: bool = True, busy_timeout: float = SQLITE_BUSY_TIMEOUT
+) -> None:
+    """Make an SQLite engine fit for several threads or processes (nothing on
+    other databases); call it once, right after ``create_engine``.
+
+    On each new connection: ``PRAGMA busy_timeout``, how long to wait for the
+    write lock (then SQLite's "database is locked", an ``OperationalError``:
+    answered as an unavailable database, never served as a 500 of its own);
+    and, for a database file, ``PRAGMA journal_mode=WAL`` (kept in the file):
+    readers no longer block the writer nor it them, so the write lock is held
+    for as long as the writes take, with ``PRAGMA synchronous=NORMAL`` (a
+    commit is not flushed to disk one by one: a power cut, not a crash of the
+    app, may lose the last sign-ins' writes, never half of one). ``wal=False``
+    leaves the journal and synchronous settings alone (a file on a network
+    share, where WAL does not work). SQLite stays one writer at a time: fine
+    for one process, or a few at a low sign-in rate; past that, PostgreSQL.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    file_based = engine.url.database not in (None, "", ":memory:")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            if wal and file_based:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
 
 
 def _session() -> AnySession:
@@ -143,6 +186,8 @@ def _lock(name: str, table: Any) -> None:
         key = int.from_bytes(digest[:8], "big", signed=True)
         session.execute(select(func.pg_advisory_xact_lock(key)))
     elif dialect == "sqlite":
+        if getattr(session.connection().connection.dbapi_connection, "in_transaction", False):
+            return  # a write of this transaction holds the lock already
         session.execute(update(table).where(table.c.id == -1).values(uid=table.c.uid))
 
 

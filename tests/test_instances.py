@@ -222,3 +222,40 @@ def test_twenty_wrong_passwords_across_both_instances_get_five_tries(
     assert _rows(database_url, "SELECT user_id FROM social_auth_usersocialauth") == []
     events = sorted(e for (e,) in _rows(database_url, "SELECT event FROM amazon_link_events"))
     assert events.count("wrong_password") == 5
+
+
+def test_first_sign_ins_on_two_processes_sharing_one_database_never_fail(
+    instances, lwa_emulator, database_url
+):
+    # Two server processes on one database (one SQLite file, say): twenty
+    # clients, each signing in ten new Amazon accounts and one returning one,
+    # through both processes. Before, SQLite's write lock was taken for every
+    # first sign-in and held by readers: a few answered 500 "database is locked".
+    clients, rounds = 20, 10
+    people = [f"amzn1.account.AEPROCESSES{n:05d}" for n in range(clients * rounds)]
+    for n, person in enumerate(people):
+        lwa_emulator.add_identity(person, f"Person {n}", f"person{n}@example.com")
+    tokens = [lwa_emulator.mint_token(CLIENT_ID, person) for person in people]
+    start = threading.Barrier(clients)
+
+    def client(n: int) -> list[int]:
+        mine = tokens[n * rounds : (n + 1) * rounds]
+        with requests.Session() as session:
+            start.wait()
+            return [
+                session.post(
+                    f"{instances[(n + i) % 2].url}/client-token",
+                    data={"access_token": token},
+                    timeout=60,
+                ).status_code
+                for i, token in enumerate([*mine, mine[0]])
+            ]
+
+    with ThreadPoolExecutor(clients) as pool:
+        statuses = [status for answers in pool.map(client, range(clients)) for status in answers]
+
+    assert statuses == [200] * (clients * (rounds + 1))
+    links = _rows(database_url, "SELECT user_id, uid FROM social_auth_usersocialauth")
+    assert sorted(uid for _user, uid in links) == sorted(people)
+    assert len({user for user, _uid in links}) == len(people)
+    assert len(_rows(database_url, "SELECT id FROM users")) == len(people)
