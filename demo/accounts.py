@@ -12,7 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
 from social_amazon_link.flask.storage import FlaskStorage
-from social_amazon_link.text import has_control_characters
+from social_amazon_link.text import has_control_characters, valid_email
 
 from .csrf import check_csrf
 from .models import User
@@ -20,7 +20,6 @@ from .models import User
 bp = Blueprint("accounts", __name__)
 
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,40}")
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 #: Checked against when no account has the username, so that costs what a
 #: wrong password costs (the same hashing method as the accounts').
 _UNUSED_HASH = generate_password_hash("no account has this password")
@@ -152,7 +151,8 @@ def _registration_errors(form: dict[str, str], password: str) -> dict[str, str]:
     if "postal_code" not in errors and postal_code:
         if len(postal_code) > longest or not POSTAL_CODE.fullmatch(postal_code):
             errors["postal_code"] = f"Letters, digits, spaces or dashes, at most {longest}."
-    if "email" not in errors and not EMAIL.fullmatch(form["email"]):
+    # The library's rule: one canonical spelling per address (no trailing dot).
+    if "email" not in errors and not valid_email(form["email"]):
         errors["email"] = "Enter an email address."
     if "password" not in errors and len(password) < 8:
         errors["password"] = "At least 8 characters."
