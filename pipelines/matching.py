@@ -65,15 +65,13 @@ def claim_new_account(
     Called once the lookups found neither a link nor an account with the
     email, before a new account is written: simultaneous first sign-ins of
     one Amazon account, or of several with one email, each wait here until
-    the first has committed its account and link (``lock_identity``,
-    ``lock_email`` of the storage), then look again. Returns what
+    the first has committed its account and link (``lock_identity`` of the
+    storage), then look again. Returns what
     :func:`match_by_uid` returns when the identity is linked now (that user
     signs in), else None: the caller re-checks the email.
     """
     storage = backend.strategy.storage.user
-    storage.lock_identity(backend.name, uid)
-    if email:
-        storage.lock_email(email)
+    storage.lock_identity(backend.name, uid, email)
     if storage.get_social_auth(backend.name, uid, id_key=kwargs.get("id_key", "")) is None:
         return None
     return match_by_uid(backend, uid, user=None, **_without_user(kwargs))

@@ -171,20 +171,23 @@ def _same_email_candidates(column: Any, key: str) -> Any:
     return lowered.like(pattern, escape="\\")
 
 
-def _lock(name: str, table: Any) -> None:
-    """A lock on ``name`` until the current transaction ends (``table``: one
-    the SQLite branch may write to).
+def _lock(names: list[str], table: Any) -> None:
+    """Locks on ``names``, taken in order, until the current transaction ends
+    (``table``: one the SQLite branch may write to).
 
-    PostgreSQL: a transaction advisory lock on a hash of the name. SQLite: its
-    database write lock, taken by a write statement that changes nothing (with
-    WAL, readers go on meanwhile; see :func:`use_sqlite_wal`).
+    PostgreSQL: a transaction advisory lock on a hash of each name, in one
+    statement. SQLite: its database write lock, taken by a write statement
+    that changes nothing (with WAL, readers go on meanwhile; see
+    :func:`configure_sqlite`).
     """
     session = _session()
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        digest = hashlib.sha256(name.encode()).digest()
-        key = int.from_bytes(digest[:8], "big", signed=True)
-        session.execute(select(func.pg_advisory_xact_lock(key)))
+        keys = [
+            int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            for name in names
+        ]
+        session.execute(select(*(func.pg_advisory_xact_lock(key) for key in keys)))
     elif dialect == "sqlite":
         if getattr(session.connection().connection.dbapi_connection, "in_transaction", False):
             return  # a write of this transaction holds the lock already
@@ -308,31 +311,24 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
         return user
 
     @classmethod
-    def lock_identity(cls, provider: str, uid: str) -> None:
-        """Serialise writing a new account or link for one identity until the next commit.
+    def lock_identity(cls, provider: str, uid: str, email: str | None = None) -> None:
+        """Serialise making a new account for one identity, and for one email
+        (by :func:`email_key`), until the next commit.
 
         Fifty simultaneous first sign-ins of one Amazon account must make one
-        account: the first holds this lock until its user and link are
-        committed; the others then find that link. Taken only once the
-        lookups say a new account will be written (not for a returning user,
-        nor for one sent to the password prompt). PostgreSQL: a transaction
-        advisory lock on the identity. SQLite: its database write lock (any
-        write statement takes it until commit).
+        account, and so must twelve of different Amazon accounts with one new
+        email: the first holds these locks until its user and link are
+        committed; the others, looking again under them, find that link or
+        that account. Taken only once the lookups say a new account will be
+        written (not for a returning user, nor for a password prompt).
+        PostgreSQL: transaction advisory locks, the identity's then the
+        email's, in one statement (always in that order: no two sign-ins wait
+        on each other). SQLite: its database write lock.
         """
-        _lock(f"{provider}\0{uid}", cls.__table__)
-
-    @classmethod
-    def lock_email(cls, email: str) -> None:
-        """Serialise making a new account with this email (by :func:`email_key`)
-        until the next commit.
-
-        Twelve different Amazon accounts signing in at once with one new email
-        must make one account: the first holds this lock until its account is
-        committed; the others, re-checking under the lock, find that account
-        and are asked for its password. Take it after :meth:`lock_identity`
-        (always in that order: no two sign-ins wait on each other).
-        """
-        _lock(f"email\0{email_key(email.strip())}", cls.__table__)
+        names = [f"{provider}\0{uid}"]
+        if email:
+            names.append(f"email\0{email_key(email.strip())}")
+        _lock(names, cls.__table__)
 
     @classmethod
     def get_user(cls, pk: Any) -> Any:
@@ -445,7 +441,7 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
         remains. Raises :class:`UnknownLink`, or social-core's
         ``disconnect_disallowed`` when the user would have no way left to sign in.
         """
-        _lock(f"links\0{user.id}", cls.__table__)
+        _lock([f"links\0{user.id}"], cls.__table__)
         links = cls.get_social_auth_for_user(user)
         chosen = _chosen(links, backend_name, association_id)
         if not _keeps_a_way_in(user, links, chosen):

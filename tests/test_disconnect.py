@@ -165,3 +165,38 @@ def test_unlink_of_one_of_two_links_by_id_keeps_the_other(serve_app, browser, lw
     assert last.status_code == 409
     assert "data-error-code>disconnect_disallowed<" in last.text
     assert app.links() == [(user_id, second)]
+
+
+def test_simultaneous_unlinks_leave_the_last_link(serve_app, browser, lwa_emulator):
+    # A passwordless account with eight links, each unlinked at once from its
+    # own tab: each check alone sees another link remain; seven may go.
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from tests.flows import sign_in
+
+    lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
+    app = serve_app()
+    user_id = sign_in(browser, app, GRACE).json()["id"]
+    for n in range(7):
+        app.link(user_id, f"amzn1.account.AEMORELINKS{n:06d}")
+    ids = [str(link_id) for (link_id,) in app.query("SELECT id FROM social_auth_usersocialauth")]
+    token = browser.get(f"{app.url}/csrf-token").json()["csrf_token"]
+    start = threading.Barrier(len(ids))
+
+    def unlink(link_id: str) -> int:
+        with requests.Session() as tab:
+            tab.cookies.update(browser.cookies)
+            start.wait()
+            return tab.post(
+                f"{app.url}/disconnect/amazon/{link_id}/",
+                data={"csrf_token": token},
+                allow_redirects=False,
+            ).status_code
+
+    with ThreadPoolExecutor(len(ids)) as pool:
+        statuses = sorted(pool.map(unlink, ids))
+    assert statuses == [302] * 7 + [409]
+    assert _links(app) == 1
