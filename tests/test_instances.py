@@ -259,3 +259,36 @@ def test_first_sign_ins_on_two_processes_sharing_one_database_never_fail(
     assert sorted(uid for _user, uid in links) == sorted(people)
     assert len({user for user, _uid in links}) == len(people)
     assert len(_rows(database_url, "SELECT id FROM users")) == len(people)
+
+
+def test_twelve_amazon_accounts_with_one_new_email_across_both_instances_make_one_account(
+    instances, lwa_emulator, database_url
+):
+    people = [f"amzn1.account.AEONEEMAILTWICE{n:05d}" for n in range(12)]
+    for n, person in enumerate(people):
+        lwa_emulator.add_identity(person, f"Person {n}", "Shared@Example.com")
+    tokens = [lwa_emulator.mint_token(CLIENT_ID, person) for person in people]
+    start = threading.Barrier(len(tokens))
+
+    def sign_in_once(n: int) -> tuple[int, dict[str, Any]]:
+        with requests.Session() as phone:
+            start.wait()
+            answer = phone.post(
+                f"{instances[n % 2].url}/api/amazon/token",
+                json={"access_token": tokens[n]},
+                timeout=60,
+            )
+            return answer.status_code, answer.json()
+
+    with ThreadPoolExecutor(len(tokens)) as pool:
+        answers = list(pool.map(sign_in_once, range(len(tokens))))
+
+    [(user_id,)] = _rows(database_url, "SELECT id FROM users")
+    assert [body["user"]["id"] for status, body in answers if status == 200] == [user_id]
+    # The others: what any later sign-in with that email gets (the account has
+    # no password and signs in with another Amazon account).
+    assert sorted(status for status, _ in answers) == [200] + [409] * 11
+    [(linked_user, _uid)] = _rows(
+        database_url, "SELECT user_id, uid FROM social_auth_usersocialauth"
+    )
+    assert linked_user == user_id
