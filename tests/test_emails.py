@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +11,7 @@ import requests
 
 from social_amazon_link.text import email_key, valid_email
 from tests.conftest import CLIENT_ID, Served
-from tests.flows import answer_prompt, sign_in
+from tests.flows import answer_prompt, api_sign_ins_at_once, sign_in
 from tests.forms import first_form
 
 GRACE = "amzn1.account.AEGRACEHOPPER00001"
@@ -280,18 +278,7 @@ def test_twenty_amazon_accounts_with_one_new_email_make_one_account(serve_app, l
         lwa_emulator.add_identity(identity, f"Person {n}", address)
     app = serve_app()
     tokens = [lwa_emulator.mint_token(CLIENT_ID, identity) for identity in identities]
-    start = threading.Barrier(len(tokens))
-
-    def sign_in_once(token: str) -> tuple[int, dict[str, Any]]:
-        with requests.Session() as phone:
-            start.wait()
-            answer = phone.post(
-                f"{app.url}/api/amazon/token", json={"access_token": token}, timeout=60
-            )
-            return answer.status_code, dict(answer.json())
-
-    with ThreadPoolExecutor(len(tokens)) as pool:
-        answers = list(pool.map(sign_in_once, tokens))
+    answers = api_sign_ins_at_once([app.url], tokens)
 
     made = [body for status, body in answers if status == 200]
     assert [body["status"] for body in made] == ["authenticated"]

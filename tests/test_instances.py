@@ -18,7 +18,7 @@ import requests
 
 from tests import sample_app
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
-from tests.flows import consent, start_sign_in
+from tests.flows import api_sign_ins_at_once, consent, start_sign_in
 from tests.forms import first_form
 from tests.test_demo_process import free_port
 
@@ -268,20 +268,7 @@ def test_twelve_amazon_accounts_with_one_new_email_across_both_instances_make_on
     for n, person in enumerate(people):
         lwa_emulator.add_identity(person, f"Person {n}", "Shared@Example.com")
     tokens = [lwa_emulator.mint_token(CLIENT_ID, person) for person in people]
-    start = threading.Barrier(len(tokens))
-
-    def sign_in_once(n: int) -> tuple[int, dict[str, Any]]:
-        with requests.Session() as phone:
-            start.wait()
-            answer = phone.post(
-                f"{instances[n % 2].url}/api/amazon/token",
-                json={"access_token": tokens[n]},
-                timeout=60,
-            )
-            return answer.status_code, answer.json()
-
-    with ThreadPoolExecutor(len(tokens)) as pool:
-        answers = list(pool.map(sign_in_once, range(len(tokens))))
+    answers = api_sign_ins_at_once([instance.url for instance in instances], tokens)
 
     [(user_id,)] = _rows(database_url, "SELECT id FROM users")
     assert [body["user"]["id"] for status, body in answers if status == 200] == [user_id]
