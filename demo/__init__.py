@@ -21,6 +21,7 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from social_amazon_link.flask import init_app
+from social_amazon_link.sqlalchemy_storage import configure_sqlite
 
 from .accounts import bp as accounts_bp
 from .csrf import csrf_token
@@ -106,6 +107,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # A pooled connection is checked before use: after a database restart
     # the first requests would otherwise fail on connections it closed.
     engine = create_engine(app.config["DATABASE_URL"], pool_pre_ping=True)
+    configure_sqlite(engine)  # WAL and a busy timeout: the README's Database section
     db = scoped_session(sessionmaker(bind=engine, expire_on_commit=False))
     app.extensions["demo_db"] = db
     app.extensions["demo_engine"] = engine

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from social_amazon_link.flask.storage import FlaskStorage, database_outage
 from social_amazon_link.sqlalchemy_storage import Reservation
-from social_amazon_link.text import has_control_characters
+from social_amazon_link.text import has_control_characters, valid_email
 
 from .csrf import check_csrf
 from .models import User
@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 SIGN_IN = "sign_in"
 
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,40}")
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 #: Checked against when no account has the username, so that costs what a
 #: wrong password costs (the same hashing method as the accounts').
 _UNUSED_HASH = generate_password_hash("no account has this password")
@@ -229,7 +228,8 @@ def _registration_errors(form: dict[str, str], password: str) -> dict[str, str]:
     if "postal_code" not in errors and postal_code:
         if len(postal_code) > longest or not POSTAL_CODE.fullmatch(postal_code):
             errors["postal_code"] = f"Letters, digits, spaces or dashes, at most {longest}."
-    if "email" not in errors and not EMAIL.fullmatch(form["email"]):
+    # The library's rule: one canonical spelling per address (no trailing dot).
+    if "email" not in errors and not valid_email(form["email"]):
         errors["email"] = "Enter an email address."
     if "password" not in errors and len(password) < 8:
         errors["password"] = "At least 8 characters."

@@ -9,6 +9,7 @@ security events) lives in the storage.
 
 from __future__ import annotations
 
+from .disconnect import disconnect_entries
 from .email_sync import update_email
 from .events import record_link, record_unlink
 from .matching import match_by_email_require_password, match_by_uid
@@ -18,6 +19,7 @@ from .registration import prefill_registration
 __all__ = [
     "AMAZON_DISCONNECT_PIPELINE",
     "AMAZON_PIPELINE",
+    "disconnect_entries",
     "fetch_profile",
     "match_by_email_require_password",
     "match_by_uid",
@@ -60,11 +62,12 @@ AMAZON_PIPELINE = (
 )
 
 AMAZON_DISCONNECT_PIPELINE = (
-    # social-core: refuse when the user would be left with no way to sign in.
-    "social_core.pipeline.disconnect.allowed_to_disconnect",
-    # social-core: the links to remove.
-    "social_core.pipeline.disconnect.get_entries",
-    # social-core: remove them.
+    # The links to remove, loaded once: unknown_link for an id that is not
+    # one of the user's, disconnect_disallowed when the user would be left
+    # with no way to sign in (in place of social-core's allowed_to_disconnect
+    # and get_entries, which load them twice).
+    "social_amazon_link.pipelines.disconnect_entries",
+    # social-core: remove them (the very rows checked).
     "social_core.pipeline.disconnect.disconnect",
     # Record each removed link.
     "social_amazon_link.pipelines.record_unlink",

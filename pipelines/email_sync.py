@@ -33,10 +33,11 @@ def update_email(
     the local email equal to Amazon's at every sign-in, also after connecting
     an Amazon account or a local change. ``never``: leave it alone.
 
-    In every mode an address that another local account holds (compared
-    case-insensitively) is not copied, so this step never makes two accounts
+    In every mode an address that another local account holds (the same by
+    ``email_key``) is not copied, so this step never makes two accounts
     share an email: the sign-in goes on and ``email_sync_skipped`` is recorded
-    (so is an address longer than the account's email column).
+    (so is an address not in canonical spelling, see ``valid_email``, or
+    longer than the account's email column).
     Nothing is written when nothing changed.
     """
     mode = backend.setting("LINK_EMAIL_SYNC", "if_unclaimed")

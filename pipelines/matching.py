@@ -31,7 +31,7 @@ from social_amazon_link.text import plain, storable
 from .events import LINK_REFUSED, LOCKED_OUT, record, record_repeat
 from .pause import DONE, answer_of, check_resumed_by, pause, resumed_prompt
 
-__all__ = ["match_by_email_require_password", "match_by_uid"]
+__all__ = ["claim_new_account", "match_by_email_require_password", "match_by_uid"]
 
 DEFAULT_PASSWORD_URL = "/link/amazon/password"
 #: How long a try waits for the tries of the same account being checked right
@@ -47,26 +47,41 @@ def match_by_uid(
     A signed-in user connecting an Amazon account that is linked to someone
     else gets ``identity_in_use``, and nothing changes. Rows written by
     social-core's own Amazon backend (no ``id_key``) are found and re-keyed.
-    When there is no link yet, the identity is locked until the account and
-    link that may follow are committed (see ``lock_identity`` of the storage).
+    Only looks: the lock against simultaneous first sign-ins is taken later,
+    once a new account is to be written (:func:`claim_new_account`).
     """
     try:
         found: dict[str, Any] = social_user(backend, uid, user, *args, **kwargs)
-        if found["social"] is None:
-            # A first sign-in. Of simultaneous first sign-ins of one Amazon
-            # account, the first holds this lock until its account and link
-            # are committed; the others wait, then find that link here (the
-            # legacy rows social_user also looked for cannot appear meanwhile).
-            storage = backend.strategy.storage.user
-            storage.lock_identity(backend.name, uid)
-            if storage.get_social_auth(backend.name, uid, id_key=kwargs.get("id_key", "")):
-                found = social_user(backend, uid, user, *args, **kwargs)
         return found
     except AuthAssociationError as error:
         if error.code != "identity_in_use":
             raise
         record(backend, LINK_REFUSED, user=user, amazon_user_id=uid, detail="identity_in_use")
         raise IdentityInUse(backend=backend, stage="pipeline") from error
+
+
+def claim_new_account(
+    backend: Any, uid: str, email: str | None, kwargs: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Lock the identity and the email for a new account; the link, if one appeared.
+
+    Called once the lookups found neither a link nor an account with the
+    email, before a new account is written: simultaneous first sign-ins of
+    one Amazon account, or of several with one email, each wait here until
+    the first has committed its account and link (``lock_identity`` of the
+    storage), then look again. Returns what
+    :func:`match_by_uid` returns when the identity is linked now (that user
+    signs in), else None: the caller re-checks the email.
+    """
+    storage = backend.strategy.storage.user
+    storage.lock_identity(backend.name, uid, email)
+    if storage.get_social_auth(backend.name, uid, id_key=kwargs.get("id_key", "")) is None:
+        return None
+    return match_by_uid(backend, uid, user=None, **_without_user(kwargs))
+
+
+def _without_user(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if k not in ("user", "social")}
 
 
 def match_by_email_require_password(
@@ -111,9 +126,20 @@ def match_by_email_require_password(
     if user is not None:
         return dict(DONE)
     email = details.get("email")
-    candidates = list(backend.strategy.storage.user.get_users_by_email(email)) if email else []
+    storage = backend.strategy.storage.user
+    candidates = list(storage.get_users_by_email(email)) if email else []
     if not candidates:
-        return dict(DONE)
+        # A new account will be written (rule 5): only now lock, then look again.
+        linked = claim_new_account(backend, uid or "", email, kwargs)
+        if linked is not None:
+            return {**linked, **DONE}
+        candidates = list(storage.get_users_by_email(email)) if email else []
+        if not candidates:
+            return dict(DONE)
+    elif storage.get_social_auth(backend.name, uid, id_key=kwargs.get("id_key", "")):
+        # A simultaneous first sign-in of this identity made the account with
+        # this email, and its link, since match_by_uid looked: that user.
+        return {**match_by_uid(backend, uid or "", user=None, **_without_user(kwargs)), **DONE}
 
     answer = answer_of(kwargs)
     prompt = resumed_prompt(backend, kwargs, "password") or resumed_prompt(

@@ -42,8 +42,8 @@ def fetch_profile(
     The backend fetched the profile from Amazon with the access token in this
     request (after a tokeninfo audience check when a client sent the token);
     when a pipeline is started without it, this step fetches it. Profile data
-    is never taken from request parameters. The email is trimmed (compare it
-    case-insensitively) and dropped when it is not an address (so nothing is
+    is never taken from request parameters. The email is trimmed and dropped when it
+    is not an address in canonical spelling (``valid_email``: so nothing is
     matched or copied on it); the name is put on one line (control characters
     as spaces); ``postal_code`` is kept only when the ``postal_code`` scope was
     asked for, and only when it can be one.

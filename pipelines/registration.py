@@ -8,6 +8,7 @@ from typing import Any
 from social_amazon_link.errors import RegistrationInvalid
 from social_amazon_link.text import one_line, plain, valid_email
 
+from .matching import claim_new_account
 from .pause import DONE, answer_of, check_resumed_by, pause, resumed_prompt
 
 __all__ = ["prefill_registration", "validate_registration"]
@@ -69,6 +70,7 @@ def prefill_registration(
     details: dict[str, Any],
     *args: Any,
     user: Any = None,
+    uid: str = "",
     response: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> Any:
@@ -99,11 +101,17 @@ def prefill_registration(
                 pipeline_index,
                 backend.setting("LINK_REGISTRATION_URL", DEFAULT_REGISTRATION_URL),
                 {"kind": "registration", "prefill": values, "required": required, "errors": errors},
-                dict(kwargs, details=details, response=response),
+                dict(kwargs, details=details, response=response, uid=uid),
             )
     else:
         answer = answer_of(kwargs)
         values = {field: str(answer.get(field) or "").strip() for field in fields}
+        # The pause ended the lock match_by_email_require_password took: take
+        # it again before checking (another sign-in may have made the link, or
+        # an account with this email, meanwhile).
+        linked = claim_new_account(backend, uid, values.get("email"), kwargs)
+        if linked is not None:
+            return {**linked, **DONE}
         errors = validate_registration(backend, values, required)
         if errors:
             raise RegistrationInvalid(backend=backend, fields=errors, stage="pipeline")

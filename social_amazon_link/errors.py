@@ -45,6 +45,7 @@ __all__ = [
     "PasswordUnavailable",
     "RegistrationInvalid",
     "TooManyAttempts",
+    "UnknownLink",
     "WrongAudience",
     "WrongCode",
     "WrongPassword",
@@ -240,6 +241,16 @@ class TooManyAttempts(AmazonError, AuthPolicyError):
             "retry_after": self.retry_after_seconds,
             "message": self.detail or self.message,
         }
+
+
+class UnknownLink(AmazonError, AuthInputError):
+    """Unlinking names no link of the signed-in user: an id that is not a
+    positive whole number written plainly (``54``, not ``054``, ``54.0`` or
+    ``+54``), too large to be one, or another account's."""
+
+    code_name = "unknown_link"
+    http_status = 404
+    message = "There is no such link on your account. It may have been removed already."
 
 
 class InvalidPartial(AmazonError, AuthSessionError):

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from social_core.exceptions import AuthAssociationError
+from social_core.exceptions import AuthAssociationError, AuthPolicyError
 from social_core.storage import (
     AssociationMixin,
     BaseStorage,
@@ -43,6 +43,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Engine,
     ForeignKey,
     Integer,
     String,
@@ -50,6 +51,7 @@ from sqlalchemy import (
     and_,
     case,
     delete,
+    event,
     exc,
     func,
     inspect,
@@ -62,20 +64,24 @@ from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import Session, backref, mapped_column, relationship, scoped_session
 
 from .accounts import has_usable_password
-from .errors import DatabaseUnavailable
-from .text import storable
+from .errors import DatabaseUnavailable, UnknownLink
+from .text import email_key, storable
 
 __all__ = [
     "CODE_ALPHABET",
     "CODE_LENGTH",
     "DEFAULT_EVENTS_MAX_AGE",
+    "MAX_ASSOCIATION_ID",
+    "SQLITE_BUSY_TIMEOUT",
     "EmailCode",
     "SQLAlchemyStorage",
     "SocialModels",
     "bind_secret",
     "bind_session",
     "code_digest",
+    "configure_sqlite",
     "models_for",
+    "parse_association_id",
     "use_models",
 ]
 
@@ -87,6 +93,45 @@ def bind_session(provider: Callable[[], AnySession]) -> None:
     """Tell the storage how to find the current session (set by the integration)."""
     global _session_provider
     _session_provider = provider
+
+
+#: Seconds a SQLite connection waits for another's write lock before
+#: "database is locked" (an OperationalError, as when any database is down).
+SQLITE_BUSY_TIMEOUT = 5.0
+
+
+def configure_sqlite(
+    engine: Engine, *, wal: bool = True, busy_timeout: float = SQLITE_BUSY_TIMEOUT
+) -> None:
+    """Make an SQLite engine fit for several threads or processes (nothing on
+    other databases); call it once, right after ``create_engine``.
+
+    On each new connection: ``PRAGMA busy_timeout``, how long to wait for the
+    write lock (then SQLite's "database is locked", an ``OperationalError``:
+    answered as an unavailable database, never served as a 500 of its own);
+    and, for a database file, ``PRAGMA journal_mode=WAL`` (kept in the file):
+    readers no longer block the writer nor it them, so the write lock is held
+    for as long as the writes take, with ``PRAGMA synchronous=NORMAL`` (a
+    commit is not flushed to disk one by one: a power cut, not a crash of the
+    app, may lose the last sign-ins' writes, never half of one). ``wal=False``
+    leaves the journal and synchronous settings alone (a file on a network
+    share, where WAL does not work). SQLite stays one writer at a time: fine
+    for one process, or a few at a low sign-in rate; past that, PostgreSQL.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    file_based = engine.url.database not in (None, "", ":memory:")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            if wal and file_based:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
 
 
 def _session() -> AnySession:
@@ -108,19 +153,63 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _serialise(session: AnySession, table: Any, name: str) -> None:
-    """Hold a lock on ``name`` until the session's next commit or rollback.
+#: ASCII letters that a non-ASCII character folds to (U+212A KELVIN SIGN to
+#: ``k``, U+017F LONG S to ``s``): where a key has one, a stored address may
+#: have that other character. tests/test_emails.py checks the list is whole.
+_ASCII_FOLDED_FROM_OTHERS = frozenset("ks")
+_ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
-    PostgreSQL: a transaction advisory lock on ``name``. SQLite: its database
-    write lock (any write statement takes it until commit; this one, on
-    ``table``, changes no row).
+
+def _same_email_candidates(column: Any, key: str) -> Any:
+    """A SQL condition met by every address whose :func:`email_key` is ``key``
+    (and rarely by a few others: the caller compares the keys in Python).
+
+    Simple case folding maps one character to one, so such an address has the
+    key's length, and at each ASCII position of the key the same ASCII letter
+    in either case. That is a ``LIKE`` pattern: the key's ASCII characters,
+    ``_`` (any one character) at the others, over the column with its ASCII
+    letters lowered. No database's ``lower()`` is trusted past ASCII: SQLite's
+    stops there, PostgreSQL's follows the database's locale (none past ASCII in
+    the C locale; a Turkish one lowers ``I`` to a dotless i, U+0131), so PostgreSQL
+    lowers with ``translate``. PostgreSQL needs a UTF8 database (with
+    SQL_ASCII, ``_`` is one byte, not one character).
     """
+    pattern = "".join(
+        "\\" + char
+        if char in "\\%_"
+        else char
+        if char < "\x80" and char not in _ASCII_FOLDED_FROM_OTHERS
+        else "_"
+        for char in key
+    )
+    lowered = (
+        func.translate(column, _ASCII_UPPER, _ASCII_UPPER.lower())
+        if _session().get_bind().dialect.name == "postgresql"
+        else func.lower(column)
+    )
+    return lowered.like(pattern, escape="\\")
+
+
+def _lock(names: list[str], table: Any) -> None:
+    """Locks on ``names``, taken in order, until the current transaction ends
+    (``table``: one with an ``id`` column, which the SQLite branch may write to).
+
+    PostgreSQL: a transaction advisory lock on a hash of each name, in one
+    statement. SQLite: its database write lock, taken by a write statement
+    that changes nothing (with WAL, readers go on meanwhile; see
+    :func:`configure_sqlite`).
+    """
+    session = _session()
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        digest = hashlib.sha256(name.encode()).digest()
-        key = int.from_bytes(digest[:8], "big", signed=True)
-        session.execute(select(func.pg_advisory_xact_lock(key)))
+        keys = [
+            int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            for name in names
+        ]
+        session.execute(select(*(func.pg_advisory_xact_lock(key) for key in keys)))
     elif dialect == "sqlite":
+        if getattr(session.connection().connection.dbapi_connection, "in_transaction", False):
+            return  # a write of this transaction holds the lock already
         column = table.c.id
         session.execute(update(table).where(column == -1).values({column.name: column}))
 
@@ -242,24 +331,24 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
         return user
 
     @classmethod
-    def lock_identity(cls, provider: str, uid: str) -> None:
-        """Serialise account creation for one identity until the next commit.
+    def lock_identity(cls, provider: str, uid: str, email: str | None = None) -> None:
+        """Serialise making a new account for one identity, and for one email
+        (by :func:`email_key`), until the next commit.
 
         Fifty simultaneous first sign-ins of one Amazon account must make one
-        account: the first holds this lock until its user and link are
-        committed; the others then find that link. PostgreSQL: a transaction
-        advisory lock on the identity. SQLite: its database write lock (any
-        write statement takes it until commit).
+        account, and so must twelve of different Amazon accounts with one new
+        email: the first holds these locks until its user and link are
+        committed; the others, looking again under them, find that link or
+        that account. Taken only once the lookups say a new account will be
+        written (not for a returning user, nor for a password prompt).
+        PostgreSQL: transaction advisory locks, the identity's then the
+        email's, in one statement (always in that order: no two sign-ins wait
+        on each other). SQLite: its database write lock.
         """
-        session = _session()
-        dialect = session.get_bind().dialect.name
-        if dialect == "postgresql":
-            digest = hashlib.sha256(f"{provider}\0{uid}".encode()).digest()
-            key = int.from_bytes(digest[:8], "big", signed=True)
-            session.execute(select(func.pg_advisory_xact_lock(key)))
-        elif dialect == "sqlite":
-            table = cls.__table__
-            session.execute(update(table).where(table.c.id == -1).values(uid=table.c.uid))
+        names = [f"{provider}\0{uid}"]
+        if email:
+            names.append(f"email\0{email_key(email.strip())}")
+        _lock(names, cls.__table__)
 
     @classmethod
     def get_user(cls, pk: Any) -> Any:
@@ -269,12 +358,14 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
 
     @classmethod
     def get_users_by_email(cls, email: str) -> list[Any]:
-        """Every local account with this email, compared case-insensitively."""
+        """Every local account with this email (inactive ones too), the same by
+        :func:`~social_amazon_link.text.email_key` on every database."""
         if not email or not storable(email):
             return []
         model = cls._user_model
-        query = select(model).where(func.lower(model.email) == email.strip().lower())
-        return list(_session().scalars(query))
+        key = email_key(email.strip())
+        query = select(model).where(_same_email_candidates(model.email, key))
+        return [user for user in _session().scalars(query) if email_key(user.email) == key]
 
     @classmethod
     def get_social_auth(cls, provider: str, uid: str, id_key: str | None = None) -> Any:
@@ -302,13 +393,16 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
         cls,
         user: Any,
         provider: str | None = None,
-        id: int | None = None,
+        id: int | str | None = None,
     ) -> list[Any]:
+        """The user's links; only the one numbered ``id`` when it is given (any
+        spelling but the canonical one, or 0, is :class:`UnknownLink`: never
+        "every link", never a database error)."""
         query = select(cls).where(cls.user_id == user.id)
         if provider:
             query = query.where(cls.provider == provider)
-        if id:
-            query = query.where(cls.id == id)
+        if id is not None:
+            query = query.where(cls.id == parse_association_id(id))
         return list(_session().scalars(query))
 
     @classmethod
@@ -345,20 +439,78 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
     def allowed_to_disconnect(
         cls, user: Any, backend_name: str, association_id: Any = None
     ) -> bool:
-        """Only when the user keeps a way to sign in: a password or another link."""
-        if has_usable_password(user):
-            return True
+        """Only when the user keeps a way to sign in: a password or another link.
+
+        ``association_id`` is parsed as :meth:`get_social_auth_for_user` parses
+        it, so the check and the removal see the same row; one that is not the
+        user's link of ``backend_name`` is :class:`UnknownLink`.
+        """
         links = cls.get_social_auth_for_user(user)
-        if association_id is not None:
-            remaining = [s for s in links if str(s.id) != str(association_id)]
-        else:
-            remaining = [s for s in links if s.provider != backend_name]
-        return len(remaining) > 0
+        return _keeps_a_way_in(user, links, _chosen(links, backend_name, association_id))
+
+    @classmethod
+    def disconnect_entries(
+        cls, user: Any, backend_name: str, association_id: Any = None
+    ) -> list[Any]:
+        """The links an unlink removes, loaded once and checked under the user's lock.
+
+        The objects the check counted are the ones removed (social-core's
+        ``allowed_to_disconnect`` and ``get_entries`` steps each load them
+        again), and until the removal commits no other unlink of this user
+        runs: two at once must not each count the other's link as the one that
+        remains. Raises :class:`UnknownLink`, or social-core's
+        ``disconnect_disallowed`` when the user would have no way left to sign in.
+        """
+        _lock([f"links\0{user.id}"], cls.__table__)
+        links = cls.get_social_auth_for_user(user)
+        chosen = _chosen(links, backend_name, association_id)
+        if not _keeps_a_way_in(user, links, chosen):
+            raise AuthPolicyError(code="disconnect_disallowed", stage="disconnect")
+        return chosen
 
     @classmethod
     def disconnect(cls, entry: Any) -> None:
         with _writing() as session:
             session.delete(entry)
+
+
+#: The largest id an ``Integer`` column holds on every database (PostgreSQL's int4).
+MAX_ASSOCIATION_ID = 2**31 - 1
+_CANONICAL_ID = re.compile(r"[1-9][0-9]*", re.ASCII)
+
+
+def parse_association_id(value: Any) -> int:
+    """A link's id from a URL or a caller: a positive whole number that fits
+    the column, written plainly (``54``; not ``054``, ``+54``, ``54.0``, ``٥٤``).
+
+    Anything else is :class:`UnknownLink` (404), so no spelling can make a
+    check and a delete disagree, and none reaches the database as a 500.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and _CANONICAL_ID.fullmatch(value):
+        number = int(value)
+    else:
+        raise UnknownLink(reason="malformed_id", stage="disconnect")
+    if not 0 < number <= MAX_ASSOCIATION_ID:
+        raise UnknownLink(reason="malformed_id", stage="disconnect")
+    return number
+
+
+def _chosen(links: list[Any], backend_name: str, association_id: Any) -> list[Any]:
+    """The links an unlink removes: the one numbered ``association_id`` (which
+    must be one of ``links`` for ``backend_name``), else every one of the backend."""
+    if association_id is None:
+        return [link for link in links if link.provider == backend_name]
+    wanted = parse_association_id(association_id)
+    chosen = [link for link in links if link.id == wanted and link.provider == backend_name]
+    if not chosen:
+        raise UnknownLink(reason="not_the_users", stage="disconnect")
+    return chosen
+
+
+def _keeps_a_way_in(user: Any, links: list[Any], removed: list[Any]) -> bool:
+    return has_usable_password(user) or any(link not in removed for link in links)
 
 
 class SQLAlchemyNonce(_Saved, NonceMixin):
@@ -497,13 +649,15 @@ class SQLAlchemyCode(_Saved, CodeMixin):
         if not email or not storable(email):
             return []
         table = cls.__table__
+        key = email_key(email.strip())
         query = (
-            select(table.c.timestamp)
-            .where(func.lower(table.c.email) == email.lower(), table.c.timestamp >= since)
+            select(table.c.timestamp, table.c.email)
+            .where(_same_email_candidates(table.c.email, key), table.c.timestamp >= since)
             .order_by(table.c.timestamp)
         )
+        sent = [row.timestamp for row in _session().execute(query) if email_key(row.email) == key]
         # SQLite hands back naive datetimes; they were written in UTC.
-        return [t if t.tzinfo else t.replace(tzinfo=UTC) for t in _session().scalars(query)]
+        return [t if t.tzinfo else t.replace(tzinfo=UTC) for t in sent]
 
 
 class EmailCode(CodeMixin):
@@ -816,7 +970,7 @@ class SQLAlchemyLinkEvent:
         """
         table = cls.__table__
         with _writing() as session:
-            _serialise(session, table, f"{table.name}\0{user_id}\0{event}\0{detail}")
+            _lock([f"{table.name}\0{user_id}\0{event}\0{detail}"], table)
             latest = (
                 select(func.max(table.c.id))
                 .where(

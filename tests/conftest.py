@@ -3,6 +3,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -152,9 +153,10 @@ def database_url(db_kind: str, tmp_path: Any, request: pytest.FixtureRequest) ->
         admin.dispose()
 
 
-@pytest.fixture
-def serve_app(lwa_emulator: Any, database_url: str) -> Iterator[Callable[..., Served]]:
-    """Build the sample app wired to the emulator and serve it on loopback."""
+@contextmanager
+def serving(lwa_emulator: Any, database_url: str) -> Iterator[Callable[..., Served]]:
+    """``start(**settings)`` builds the sample app wired to the emulator on
+    ``database_url`` and serves it on loopback, until the block ends."""
     served: list[Served] = []
 
     def start(**settings: Any) -> Served:
@@ -174,10 +176,19 @@ def serve_app(lwa_emulator: Any, database_url: str) -> Iterator[Callable[..., Se
         )
         return server
 
-    yield start
-    for server in served:
-        server.close()
-        server.app.extensions["test_engine"].dispose()
+    try:
+        yield start
+    finally:
+        for server in served:
+            server.close()
+            server.app.extensions["test_engine"].dispose()
+
+
+@pytest.fixture
+def serve_app(lwa_emulator: Any, database_url: str) -> Iterator[Callable[..., Served]]:
+    """Build the sample app wired to the emulator and serve it on loopback."""
+    with serving(lwa_emulator, database_url) as start:
+        yield start
 
 
 @pytest.fixture

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 import requests
 
 from tests.conftest import Served
@@ -40,3 +44,22 @@ def answer_prompt(
     """Fill the prompt page's form (password or registration) and submit it."""
     action, values, _radios = first_form(page.text, page.url)
     return browser.post(action, data={**values, **fields})
+
+
+def api_sign_ins_at_once(urls: list[str], tokens: list[str]) -> list[tuple[int, dict[str, Any]]]:
+    """Each token sent to ``urls[n % len(urls)]``'s ``/api/amazon/token`` at the
+    same moment, each from its own phone: (status, body) per token, in order."""
+    start = threading.Barrier(len(tokens))
+
+    def sign_in_once(n: int) -> tuple[int, dict[str, Any]]:
+        with requests.Session() as phone:
+            start.wait()
+            answer = phone.post(
+                f"{urls[n % len(urls)]}/api/amazon/token",
+                json={"access_token": tokens[n]},
+                timeout=60,
+            )
+            return answer.status_code, dict(answer.json())
+
+    with ThreadPoolExecutor(len(tokens)) as pool:
+        return list(pool.map(sign_in_once, range(len(tokens))))

@@ -52,8 +52,14 @@ class PostgresServer:
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
-        initdb = [_binary("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust"]
-        subprocess.run(_as_server_user([*initdb, "--no-sync"]), check=True, capture_output=True)
+        initdb = [
+            _binary("initdb"),
+            *("-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync"),
+            # UTF8, which the email match needs; the C locale, whose lower()
+            # folds ASCII only: the library must not depend on the locale.
+            *("-E", "UTF8", "--locale=C"),
+        ]
+        subprocess.run(_as_server_user(initdb), check=True, capture_output=True)
 
     def start(self) -> None:
         """Start it (again: same port, same data), and wait until it takes connections."""

@@ -16,6 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_sessio
 from werkzeug.security import check_password_hash
 
 from social_amazon_link.flask import init_app
+from social_amazon_link.sqlalchemy_storage import configure_sqlite
 
 
 class Base(DeclarativeBase):
@@ -56,6 +57,8 @@ def create_app(
     )
     app.config.update(settings)
     engine = create_engine(database_url, **(engine_options or {}))
+    # As the README's Database section asks of an app on SQLite.
+    configure_sqlite(engine, busy_timeout=float(app.config.get("TEST_SQLITE_BUSY_TIMEOUT", 5.0)))
     session = scoped_session(sessionmaker(bind=engine))
     login_manager = LoginManager(app)
 

@@ -110,6 +110,18 @@ def test_register_refuses_what_is_no_postal_code(
     assert usernames(demo) == before
 
 
+@pytest.mark.parametrize("email", ["hedy@example.com.", "hedy@example..com", "hedy.@example.com"])
+def test_register_refuses_an_address_not_in_canonical_spelling(
+    client: FlaskClient, demo: Flask, email: str
+) -> None:
+    # hedy@example.com. is hedy@example.com's mailbox, and would count as another address.
+    before = usernames(demo)
+    response = register(client, email=email)
+    assert response.status_code == 200
+    assert field_errors(response.text) == {"email": "Enter an email address."}
+    assert usernames(demo) == before
+
+
 @pytest.mark.parametrize(
     ("field", "value", "error"),
     [

@@ -18,7 +18,7 @@ import requests
 
 from tests import sample_app
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
-from tests.flows import consent, start_sign_in
+from tests.flows import api_sign_ins_at_once, consent, start_sign_in
 from tests.forms import first_form
 from tests.test_demo_process import free_port
 
@@ -222,3 +222,60 @@ def test_twenty_wrong_passwords_across_both_instances_get_five_tries(
     assert _rows(database_url, "SELECT user_id FROM social_auth_usersocialauth") == []
     events = sorted(e for (e,) in _rows(database_url, "SELECT event FROM amazon_link_events"))
     assert events.count("wrong_password") == 5
+
+
+def test_first_sign_ins_on_two_processes_sharing_one_database_never_fail(
+    instances, lwa_emulator, database_url
+):
+    # Two server processes on one database (one SQLite file, say): twenty
+    # clients, each signing in ten new Amazon accounts and one returning one,
+    # through both processes. Before, SQLite's write lock was taken for every
+    # first sign-in and held by readers: a few answered 500 "database is locked".
+    clients, rounds = 20, 10
+    people = [f"amzn1.account.AEPROCESSES{n:05d}" for n in range(clients * rounds)]
+    for n, person in enumerate(people):
+        lwa_emulator.add_identity(person, f"Person {n}", f"person{n}@example.com")
+    tokens = [lwa_emulator.mint_token(CLIENT_ID, person) for person in people]
+    start = threading.Barrier(clients)
+
+    def client(n: int) -> list[int]:
+        mine = tokens[n * rounds : (n + 1) * rounds]
+        with requests.Session() as session:
+            start.wait()
+            return [
+                session.post(
+                    f"{instances[(n + i) % 2].url}/client-token",
+                    data={"access_token": token},
+                    timeout=60,
+                ).status_code
+                for i, token in enumerate([*mine, mine[0]])
+            ]
+
+    with ThreadPoolExecutor(clients) as pool:
+        statuses = [status for answers in pool.map(client, range(clients)) for status in answers]
+
+    assert statuses == [200] * (clients * (rounds + 1))
+    links = _rows(database_url, "SELECT user_id, uid FROM social_auth_usersocialauth")
+    assert sorted(uid for _user, uid in links) == sorted(people)
+    assert len({user for user, _uid in links}) == len(people)
+    assert len(_rows(database_url, "SELECT id FROM users")) == len(people)
+
+
+def test_twelve_amazon_accounts_with_one_new_email_across_both_instances_make_one_account(
+    instances, lwa_emulator, database_url
+):
+    people = [f"amzn1.account.AEONEEMAILTWICE{n:05d}" for n in range(12)]
+    for n, person in enumerate(people):
+        lwa_emulator.add_identity(person, f"Person {n}", "Shared@Example.com")
+    tokens = [lwa_emulator.mint_token(CLIENT_ID, person) for person in people]
+    answers = api_sign_ins_at_once([instance.url for instance in instances], tokens)
+
+    [(user_id,)] = _rows(database_url, "SELECT id FROM users")
+    assert [body["user"]["id"] for status, body in answers if status == 200] == [user_id]
+    # The others: what any later sign-in with that email gets (the account has
+    # no password and signs in with another Amazon account).
+    assert sorted(status for status, _ in answers) == [200] + [409] * 11
+    [(linked_user, _uid)] = _rows(
+        database_url, "SELECT user_id, uid FROM social_auth_usersocialauth"
+    )
+    assert linked_user == user_id

@@ -54,7 +54,7 @@ from ..errors import (
     error_status,
     plain_message,
 )
-from ..sqlalchemy_storage import DEFAULT_EVENTS_MAX_AGE
+from ..sqlalchemy_storage import DEFAULT_EVENTS_MAX_AGE, parse_association_id
 from .api import bp as api_views
 from .config import check_config
 from .csrf import check_csrf, csrf_token, rotate_csrf
@@ -119,6 +119,7 @@ def init_app(
         # unlink a signed-in person's Amazon account.
         if request.endpoint == "social.disconnect" and request.method == "POST":
             check_csrf(request.form.get("csrf_token"))
+            _check_association_id()
         if request.endpoint in ("social.auth", "social.complete"):
             _end_waiting_prompt()
 
@@ -146,6 +147,18 @@ def init_app(
         @app.teardown_appcontext
         def _remove_session(_exc: BaseException | None) -> None:
             session.remove()
+
+
+def _check_association_id() -> None:
+    """The link id of ``/disconnect/<backend>/<id>/`` as written in the URL.
+
+    Its ``<int:...>`` rule reads ``054`` (and other scripts' digits) as 54,
+    and its ``<string:...>`` rule passes ``54.0`` or ``+54`` on: the storage
+    must see the spelling itself, so that only ``54`` names link 54.
+    """
+    if request.view_args and "association_id" in request.view_args:
+        written = request.path.rstrip("/").rsplit("/", 1)[-1]
+        request.view_args["association_id"] = parse_association_id(written)
 
 
 def _end_waiting_prompt() -> None:
