@@ -114,13 +114,13 @@ def test_unlink_by_another_spelling_of_the_id_is_unknown_link_and_removes_nothin
     for spelling in spellings:
         answer = _unlink(app, browser, spelling)
         assert answer.status_code == 404, spelling
-        assert "data-error-code>unknown_link<" in answer.text, spelling
+        assert 'data-error-code="unknown_link"' in answer.text, spelling
         assert "There is no such link on your account." in answer.text
         assert _links(app) == 1, spelling
 
     refused = _unlink(app, browser, str(link_id))
     assert refused.status_code == 409
-    assert "data-error-code>disconnect_disallowed<" in refused.text
+    assert 'data-error-code="disconnect_disallowed"' in refused.text
     assert app.links() == [(user_id, GRACE)]
     assert [e[0] for e in app.events()] == ["linked"]
 
@@ -136,7 +136,7 @@ def test_unlink_by_id_removes_that_link_only_and_never_another_users(serve_app, 
 
     answer = _unlink(app, browser, str(rows["amzn1.account.AEADALOVELACE00001"]))
     assert answer.status_code == 404
-    assert "data-error-code>unknown_link<" in answer.text
+    assert 'data-error-code="unknown_link"' in answer.text
     assert _links(app) == 2
 
     done = _unlink(app, browser, str(rows[GRACE]))
@@ -163,7 +163,7 @@ def test_unlink_of_one_of_two_links_by_id_keeps_the_other(serve_app, browser, lw
     assert app.links() == [(user_id, second)]
     last = _unlink(app, browser, str(ids[second]))
     assert last.status_code == 409
-    assert "data-error-code>disconnect_disallowed<" in last.text
+    assert 'data-error-code="disconnect_disallowed"' in last.text
     assert app.links() == [(user_id, second)]
 
 
