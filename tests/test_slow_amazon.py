@@ -29,8 +29,10 @@ from tests.flows import consent, start_sign_in
 from tests.test_demo_process import free_port, python_m_demo
 
 ADA = "amzn1.account.AE7ADALOVELACE0001"
-#: What a deadline may overrun by: the cut's resolution and a busy machine.
-SLACK = 0.35
+#: What a deadline may overrun by: the cut's resolution and a busy machine
+#: (CI runs the whole suite on two cores). Before the deadline, these cases
+#: took 2.4 s (signed in), about 3 s and about 3.5 s: far past it still.
+SLACK = 0.75
 
 
 @pytest.fixture
