@@ -8,11 +8,8 @@ and it does. The demo's own sign-in page is limited too, on a count of its own.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import pytest
 import requests
 
 from demo.seed import GRACE_ID
@@ -25,14 +22,6 @@ TOLD = (
     "If the account is yours, you can still sign in with your password as usual, "
     "then link Amazon from your account page."
 )
-
-
-@pytest.fixture
-def site(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoSite]:
-    monkeypatch.chdir(tmp_path)  # the demo makes ./instance
-    site = DemoSite.start(database_url)
-    yield site
-    site.close()
 
 
 def local_sign_in(client: requests.Session, site: DemoSite, username: str, password: str):
