@@ -41,7 +41,7 @@ from typing import Any, NoReturn
 from flask import Blueprint, Response, current_app, g, request, url_for
 from flask.sansio.app import App
 from flask.sansio.blueprints import BlueprintSetupState
-from flask_login import current_user, login_user
+from flask_login import login_user
 from social_core.exceptions import (
     AuthConfigurationError,
     AuthPolicyError,
@@ -52,7 +52,6 @@ from social_core.utils import (
     PARTIAL_TOKEN_SESSION_NAME,
     module_member,
     user_is_active,
-    user_is_authenticated,
 )
 from social_flask.utils import load_backend, load_strategy
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -65,6 +64,7 @@ from ..errors import AmazonError, InvalidPartial, InvalidRequest, error_status
 from ..text import has_control_characters, shown, storable
 from .paused import PROMPT_KINDS, PausedSignIn, load_paused
 from .storage import database_outage
+from .strategy import signed_in_user
 
 __all__ = ["MAX_BODY_BYTES", "MAX_FIELD_LENGTH", "bp"]
 
@@ -113,7 +113,7 @@ def token() -> Response:
     _redact(access_token)
 
     strategy, backend = _load("amazon")
-    signed_in = _signed_in_user()
+    signed_in = signed_in_user()
     before = strategy.session_get(PARTIAL_TOKEN_SESSION_NAME)
     # No request data reaches the steps: an answer to a prompt only ever
     # comes through /continue.
@@ -182,14 +182,9 @@ def _load(name: str) -> tuple[Any, Any]:
     return g.strategy, g.backend
 
 
-def _signed_in_user() -> Any:
-    user = current_user._get_current_object()
-    return user if user_is_authenticated(user) else None
-
-
 def _continue(paused: PausedSignIn, values: dict[str, str]) -> Response:
     strategy, backend, partial = paused.strategy, paused.backend, paused.partial
-    signed_in = _signed_in_user()
+    signed_in = signed_in_user()
     # The answer reaches the steps as a keyword, and never as request data:
     # social-core stores request data with any later pause (an app's own
     # step's), and a password must never be written anywhere. A signed-in

@@ -28,7 +28,7 @@ from social_core.strategy import BaseStrategy, BaseTemplateStrategy
 from social_core.utils import build_absolute_uri, user_is_authenticated
 from werkzeug.wrappers import Response
 
-__all__ = ["PROMPT_PAGES", "FlaskStrategy", "FlaskTemplateStrategy"]
+__all__ = ["PROMPT_PAGES", "FlaskStrategy", "FlaskTemplateStrategy", "signed_in_user"]
 
 #: The blueprint of the prompt pages (:mod:`.views`).
 PROMPT_PAGES = "amazon_link"
@@ -122,7 +122,12 @@ class FlaskStrategy(BaseStrategy[Response]):
         What a pause remembers of who started it
         (``social_amazon_link.pipelines.pause.signed_in``).
         """
-        if not has_request_context():
-            return None
-        user = current_user._get_current_object()
-        return user if user_is_authenticated(user) else None
+        return signed_in_user()
+
+
+def signed_in_user() -> Any:
+    """The user the app's Flask-Login session has signed in on this request, or None."""
+    if not has_request_context():
+        return None
+    user = current_user._get_current_object()
+    return user if user_is_authenticated(user) else None
