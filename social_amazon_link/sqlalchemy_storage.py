@@ -805,7 +805,7 @@ class SQLAlchemyPasswordAttempts:
     ) -> Reservation:
         now = int(time.time()) if now is None else now
         table = cls.__table__
-        row = and_(table.c.user_id == user_id, table.c.scope == scope)
+        row = cls._counter(user_id, scope)
         if _session().get(cls, (user_id, scope)) is None:
             try:
                 _commit(
@@ -877,6 +877,18 @@ class SQLAlchemyPasswordAttempts:
         )
 
     @classmethod
+    def _counter(cls, user_id: Any, scope: str) -> Any:
+        """The row that counts ``user_id``'s tries at the door ``scope``."""
+        table = cls.__table__
+        return and_(table.c.user_id == user_id, table.c.scope == scope)
+
+    @classmethod
+    def _one_less_pending(cls) -> Any:
+        """``pending`` after a reported try: one less, never below zero."""
+        pending = cls.__table__.c.pending
+        return case((pending > 0, pending - 1), else_=0)
+
+    @classmethod
     def fail(
         cls,
         user_id: Any,
@@ -897,10 +909,10 @@ class SQLAlchemyPasswordAttempts:
         with _writing() as session:
             failures = session.execute(
                 update(table)
-                .where(table.c.user_id == user_id, table.c.scope == scope)
+                .where(cls._counter(user_id, scope))
                 .values(
                     # In SET, the columns hold their values before this update.
-                    pending=case((table.c.pending > 0, table.c.pending - 1), else_=0),
+                    pending=cls._one_less_pending(),
                     failures=table.c.failures + 1,
                     last_failure_at=now,
                     # Whole seconds: one more, so a lock never lasts less than asked.
@@ -920,12 +932,8 @@ class SQLAlchemyPasswordAttempts:
         with _writing() as session:
             session.execute(
                 update(table)
-                .where(table.c.user_id == user_id, table.c.scope == scope)
-                .values(
-                    failures=0,
-                    locked_until=0,
-                    pending=case((table.c.pending > 0, table.c.pending - 1), else_=0),
-                )
+                .where(cls._counter(user_id, scope))
+                .values(failures=0, locked_until=0, pending=cls._one_less_pending())
             )
 
     @classmethod
@@ -935,8 +943,8 @@ class SQLAlchemyPasswordAttempts:
         with _writing() as session:
             session.execute(
                 update(table)
-                .where(table.c.user_id == user_id, table.c.scope == scope, table.c.pending > 0)
-                .values(pending=table.c.pending - 1)
+                .where(cls._counter(user_id, scope))
+                .values(pending=cls._one_less_pending())
             )
 
 
