@@ -12,6 +12,7 @@ from typing import Any
 from social_core.exceptions import AuthConfigurationError
 
 __all__ = [
+    "DEFAULT_EVENTS_MAX_AGE",
     "EMAIL_SYNC_SKIPPED",
     "EMAIL_UPDATED",
     "LINKED",
@@ -34,6 +35,9 @@ LOCKED_OUT = "locked_out"
 EMAIL_UPDATED = "email_updated"
 EMAIL_SYNC_SKIPPED = "email_sync_skipped"
 UNLINKED = "unlinked"
+
+#: How long events are kept (``LINK_EVENTS_MAX_AGE``; 0: forever): a year.
+DEFAULT_EVENTS_MAX_AGE = 365 * 24 * 3600
 
 
 def record(

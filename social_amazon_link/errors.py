@@ -38,12 +38,14 @@ __all__ = [
     "ClientMisconfigured",
     "DatabaseUnavailable",
     "IdentityInUse",
+    "InsecureTransport",
     "InvalidGrant",
     "InvalidPartial",
     "InvalidRequest",
     "InvalidToken",
     "PasswordUnavailable",
     "RegistrationInvalid",
+    "RequestTooLarge",
     "TooManyAttempts",
     "UnknownLink",
     "WrongAudience",
@@ -96,6 +98,30 @@ class InvalidRequest(AmazonError, AuthInputError):
 
     def as_json(self) -> dict[str, Any]:
         return {"error": self.code, "message": self.detail or self.message}
+
+
+class InsecureTransport(AmazonError, AuthInputError):
+    """A token or code reached the JSON API over plain HTTP from another host.
+
+    Rule 1: the client sends it over HTTPS. Accepted over plain HTTP only
+    from loopback, or when ``BEHIND_TLS_PROXY`` says a proxy in front of the
+    app ends TLS (:func:`social_amazon_link.flow.api.check_transport`).
+    """
+
+    code_name = "insecure_transport"
+    http_status = 400
+    message = "Sign-in tokens are accepted over HTTPS only."
+
+    def as_json(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message}
+
+
+class RequestTooLarge(AmazonError, AuthInputError):
+    """A request body over the JSON API's limit (``flow.api.MAX_BODY_BYTES``)."""
+
+    code_name = "request_too_large"
+    http_status = 413
+    message = "The request is too large."
 
 
 class RegistrationInvalid(InvalidRequest):

@@ -5,12 +5,13 @@ Amazon with ``client_id=None``); found at start it is one error that names
 each bad setting and what it may be. :func:`check_settings` takes a
 ``setting(name, default)`` callable that reads ``SOCIAL_AUTH_AMAZON_<name>``
 then ``SOCIAL_AUTH_<name>``, as social-core's ``strategy.setting`` does, so
-each integration passes its own (Flask: :func:`social_amazon_link.flask.config.check_config`).
+:func:`check_strategy_settings` reads them through an integration's strategy.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ __all__ = [
     "AmazonSettingsError",
     "Setting",
     "check_settings",
+    "check_strategy_settings",
     "scope_list",
     "unverified_email_warning",
 ]
@@ -43,6 +45,28 @@ URL_SETTINGS: Final = ("AUTHORIZATION_URL", "API_URL", "ACCESS_TOKEN_URL")
 AUTH_ALLOWED_STEP: Final = "social_core.pipeline.social_auth.auth_allowed"
 
 _PREFIX = "SOCIAL_AUTH_AMAZON_"
+
+log = logging.getLogger("social_amazon_link")
+
+
+def check_strategy_settings(strategy: Any) -> None:
+    """Check the settings as a sign-in reads them, through ``strategy.setting``.
+
+    Raises :class:`AmazonSettingsError`; logs :func:`unverified_email_warning`.
+    Integrations call it when the app starts.
+    """
+    # Imported here: the backend imports this module.
+    from .backend import AmazonOAuth2
+
+    def setting(name: str, default: Any) -> Any:
+        # strategy.setting() needs only the backend's name: the class has it,
+        # and an instance would need a request.
+        return strategy.setting(name, default, backend=AmazonOAuth2)
+
+    check_settings(setting)
+    warning = unverified_email_warning(setting)
+    if warning:
+        log.warning("%s", warning)
 
 
 class AmazonSettingsError(ValueError):

@@ -65,6 +65,7 @@ from sqlalchemy.orm import Session, backref, mapped_column, relationship, scoped
 
 from .accounts import has_usable_password
 from .errors import DatabaseUnavailable, UnknownLink
+from .pipelines.events import DEFAULT_EVENTS_MAX_AGE
 from .text import email_key, storable
 
 __all__ = [
@@ -138,10 +139,6 @@ def _session() -> AnySession:
     if _session_provider is None:
         raise RuntimeError("no session bound: call init_social(app, session) first")
     return _session_provider()
-
-
-#: How long link events are kept (``LINK_EVENTS_MAX_AGE``): a year.
-DEFAULT_EVENTS_MAX_AGE = 365 * 24 * 3600
 
 
 def _plain(session: AnySession) -> Session:

@@ -21,7 +21,7 @@ from werkzeug.exceptions import BadRequest, Conflict
 
 from social_amazon_link.errors import TooManyAttempts
 from social_amazon_link.flask import api as api_module
-from social_amazon_link.flask.api import MAX_BODY_BYTES
+from social_amazon_link.flow.api import MAX_BODY_BYTES
 from tests import sample_app
 from tests.conftest import CLIENT_ID, Served
 

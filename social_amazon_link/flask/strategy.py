@@ -3,13 +3,14 @@
 social-auth-app-flask's ``FlaskStrategy`` (its only release, 2017) predates
 social-core 7 and lacks ``get_request_data``, ``request_is_secure``,
 ``request_path``, ``request_port``, ``request_get``, ``request_post`` and
-``html_with_headers``; this one implements the whole strategy contract.
-Select it with ``SOCIAL_AUTH_STRATEGY``.
+``html_with_headers``; this one implements the whole strategy contract, and
+the hooks of :class:`social_amazon_link.flow.AdapterStrategy` (Flask-Login's
+``login_user`` for rule 7). Select it with ``SOCIAL_AUTH_STRATEGY``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,11 +23,14 @@ from flask import (
     render_template_string,
     request,
     session,
+    url_for,
 )
-from flask_login import current_user
+from flask_login import current_user, login_user
 from social_core.strategy import BaseStrategy, BaseTemplateStrategy
 from social_core.utils import build_absolute_uri, user_is_authenticated
 from werkzeug.wrappers import Response
+
+from ..flow.login import allows_inactive
 
 __all__ = ["PROMPT_PAGES", "FlaskStrategy", "FlaskTemplateStrategy", "signed_in_user"]
 
@@ -116,6 +120,15 @@ class FlaskStrategy(BaseStrategy[Response]):
     def build_absolute_uri(self, path: str | None = None) -> str:
         return build_absolute_uri(request.host_url, path)
 
+    def session_keys(self) -> Iterable[str]:
+        return list(session)
+
+    def request_remote_addr(self) -> str | None:
+        return request.remote_addr
+
+    def complete_url(self, backend_name: str) -> str:
+        return url_for("social.complete", backend=backend_name)
+
     def signed_in_user(self) -> Any:
         """The user the app's Flask-Login session has signed in, or None.
 
@@ -123,6 +136,19 @@ class FlaskStrategy(BaseStrategy[Response]):
         (``social_amazon_link.pipelines.pause.signed_in``).
         """
         return signed_in_user()
+
+    def login_user(self, backend: Any, user: Any, social_user: Any) -> bool:
+        """Rule 7: Flask-Login's ``login_user``, with social-auth-app-flask's
+        remember-me choice (``REMEMBER_SESSION_NAME``, default ``keep``)."""
+        name = self.setting("REMEMBER_SESSION_NAME", "keep")
+        remember = (
+            self.session_get(name)
+            or request.cookies.get(name)
+            or request.args.get(name)
+            or request.form.get(name)
+            or False
+        )
+        return bool(login_user(user, remember=bool(remember), force=allows_inactive(backend)))
 
 
 def signed_in_user() -> Any:
