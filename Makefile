@@ -2,20 +2,27 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
+# What each target installs into .venv (pyproject.toml's extras):
+#   STAMP       .[dev], everything: test, lint, bench, screenshots
+#   DEMO_STAMP  .[flask,emulator]: the demo app and its emulator, none of the test tools
+STAMP      := $(VENV)/.installed-stamp
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: install demo test test-deps lint screenshots clean
 
-$(STAMP): pyproject.toml
+$(STAMP): EXTRAS := dev
+$(DEMO_STAMP): EXTRAS := flask,emulator
+$(STAMP) $(DEMO_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
 
 install: $(STAMP)
 
 # make demo PORT=5050 EMULATOR_PORT=5051: other ports than 5000 and 5001.
-demo: $(STAMP)
+# A .venv built for the tests (.[dev]) holds what the demo needs already.
+demo: $(if $(wildcard $(STAMP)),$(STAMP),$(DEMO_STAMP))
 	$(BIN)/python -m demo $(if $(PORT),--port $(PORT)) $(if $(EMULATOR_PORT),--emulator-port $(EMULATOR_PORT))
 
 # Chromium and PostgreSQL 15 first: installed when missing (as root, apt-get),

@@ -2,6 +2,9 @@
 
 Registered through the ``pytest11`` entry point, so any project with
 social-amazon-link installed can use the fixture without importing anything.
+Every pytest run in such an environment loads this module, a Django app's
+included: it imports nothing beyond pytest, and the emulator (Flask, Authlib:
+the ``[emulator]`` extra) only when a test asks for the fixture.
 """
 
 from __future__ import annotations
@@ -30,7 +33,17 @@ def lwa_emulator() -> Iterator[LWAEmulator]:
     """
     # Imported here: every pytest run in this environment loads the plugin,
     # and most never need Flask and Authlib.
-    from social_amazon_link.emulator import LWAEmulator, serve
+    try:
+        from social_amazon_link.emulator import LWAEmulator, serve
+    except ModuleNotFoundError as error:
+        if (error.name or "").partition(".")[0] == "social_amazon_link":
+            raise
+        # from None: the test's error is this one line, not ImportError's traceback too.
+        raise pytest.fail.Exception(
+            f"The lwa_emulator fixture needs the emulator's dependencies, and {error.name} is "
+            'not installed. Install them with: pip install "social-amazon-link[emulator]"',
+            pytrace=False,
+        ) from None
 
     server = serve()
     client = LWAEmulator(server.url, server=server)
