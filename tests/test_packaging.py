@@ -45,6 +45,12 @@ CORE_MODULES = (
         for path in sorted((ROOT / "pipelines").glob("*.py"))
         if path.stem != "__init__"
     ),
+    "social_amazon_link.flow",
+    *(
+        f"social_amazon_link.flow.{path.stem}"
+        for path in sorted((ROOT / "social_amazon_link" / "flow").glob("*.py"))
+        if path.stem != "__init__"
+    ),
     "social_amazon_link.sqlalchemy_storage",
     "social_amazon_link.migrations",
 )
