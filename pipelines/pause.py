@@ -135,7 +135,7 @@ def check_resumed_by(
     A step resumed with a signed-in ``user`` must not take that as proof for
     a prompt that paused with nobody (or someone else) signed in. The
     integration refuses such a resume before the pipeline runs
-    (``social_amazon_link.flask.paused``); this keeps the step safe behind
+    (``social_amazon_link.flow.paused``); this keeps the step safe behind
     any other way of resuming it.
     """
     prompt = kwargs.get(PROMPT_KEY)

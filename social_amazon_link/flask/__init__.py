@@ -50,10 +50,9 @@ DEFAULT_SETTINGS = {
     "SOCIAL_AUTH_AUTHENTICATION_BACKENDS": ("social_amazon_link.backend.AmazonOAuth2",),
     "SOCIAL_AUTH_AMAZON_PIPELINE": AMAZON_PIPELINE,
     "SOCIAL_AUTH_AMAZON_DISCONNECT_PIPELINE": AMAZON_DISCONNECT_PIPELINE,
-    # Flask-Login's remember-me cookie, which the sign-in sets when asked to
-    # "keep" the session: sent on top-level navigations only, and out of
-    # scripts' reach. Over HTTPS the app must add REMEMBER_COOKIE_SECURE
-    # (and SESSION_COOKIE_SECURE).
+    # Flask-Login's remember-me cookie (the sign-in sets it when asked to
+    # "keep" the session): top-level navigations only, out of scripts' reach.
+    # Over HTTPS the app adds REMEMBER_COOKIE_SECURE and SESSION_COOKIE_SECURE.
     "REMEMBER_COOKIE_SAMESITE": "Lax",
     "REMEMBER_COOKIE_HTTPONLY": True,
 }
@@ -69,8 +68,7 @@ def init_app(
     Raises :class:`~social_amazon_link.settings.AmazonSettingsError` naming
     every bad Amazon setting, before anything is registered.
     """
-    # Imported here, out of the way of apps that use only the storage or
-    # the strategy.
+    # Imported here, out of the way of apps that use only the strategy.
     from social_flask.routes import social_auth
 
     for name, value in DEFAULT_SETTINGS.items():

@@ -108,20 +108,15 @@ def _unexpected(error: Exception) -> Response:
     return _send(answer)
 
 
-# -- an app's CSRF protection ----------------------------------------------------
-
-
 @bp.record_once
 def _exempt_when_registered(state: BlueprintSetupState) -> None:
-    # CSRFProtect set up before this blueprint was registered: its
-    # before_request runs ahead of any of ours, so the exemption must exist now.
+    # CSRFProtect set up already: its before_request runs ahead of ours.
     _exempt_from_csrf(state.app)
 
 
 @bp.before_app_request
 def _exempt_before_csrf_checks() -> None:
-    # CSRFProtect set up after the registration: this app-wide hook was added
-    # first, so on a request to this API it runs ahead of CSRFProtect's.
+    # CSRFProtect set up later: this app-wide hook was added first, so it runs first.
     if current_app.blueprints.get(request.blueprint or "") is bp:
         _exempt_from_csrf(current_app)
 
