@@ -107,7 +107,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # A pooled connection is checked before use: after a database restart
     # the first requests would otherwise fail on connections it closed.
     engine = create_engine(app.config["DATABASE_URL"], pool_pre_ping=True)
-    configure_sqlite(engine)  # WAL and a busy timeout: the README's Database section
+    configure_sqlite(engine)  # WAL and a busy timeout: docs/database.md
     db = scoped_session(sessionmaker(bind=engine, expire_on_commit=False))
     app.extensions["demo_db"] = db
     app.extensions["demo_engine"] = engine

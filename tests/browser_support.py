@@ -38,7 +38,7 @@ CHROMIUM_ARGS = [
 ]
 
 #: Where the tests leave a picture of each main page: ``make screenshots``
-#: sets ``SCREENSHOTS_DIR=docs/screenshots`` (the README's pictures); a plain
+#: sets ``SCREENSHOTS_DIR=docs/screenshots`` (the pictures of docs/demo.md); a plain
 #: test run writes them to a scratch folder, so it changes no tracked file.
 SCREENSHOTS = Path(
     os.environ.get("SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "sal-screenshots"

@@ -57,7 +57,7 @@ def create_app(
     )
     app.config.update(settings)
     engine = create_engine(database_url, **(engine_options or {}))
-    # As the README's Database section asks of an app on SQLite.
+    # As docs/database.md asks of an app on SQLite.
     configure_sqlite(engine, busy_timeout=float(app.config.get("TEST_SQLITE_BUSY_TIMEOUT", 5.0)))
     session = scoped_session(sessionmaker(bind=engine))
     login_manager = LoginManager(app)

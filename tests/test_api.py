@@ -33,7 +33,7 @@ OTHER_CLIENT_ID = "amzn1.application-oa2-client.50meb0dye15e5app"
 
 @pytest.fixture
 def phone() -> Iterator[requests.Session]:
-    """The mobile app's HTTP client: it keeps cookies, as the README asks."""
+    """The mobile app's HTTP client: it keeps cookies, as docs/mobile-api.md asks."""
     with requests.Session() as session:
         yield session
 

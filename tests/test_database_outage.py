@@ -51,7 +51,7 @@ def postgres() -> Iterator[PostgresServer]:
 
 @pytest.fixture
 def app(postgres: PostgresServer, lwa_emulator: Any) -> Iterator[Served]:
-    """The sample app on that server, with the engine settings the README asks for."""
+    """The sample app on that server, with the engine settings docs/database.md asks for."""
     lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
     lwa_emulator.add_identity(ADA, "Ada Lovelace", "ada@example.com")
     config = {

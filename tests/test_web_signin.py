@@ -409,7 +409,7 @@ def test_the_readmes_view_names_and_link_listing(serve_app, browser, lwa_emulato
     from social_amazon_link.flask.storage import FlaskStorage
 
     app = serve_app()
-    # The README's consent helper: the person on the sign-in page, in one call.
+    # The consent helper of docs/emulator.md: the person on the sign-in page, in one call.
     callback = lwa_emulator.consent(start_sign_in(browser, app), ada)
     me = browser.get(callback).json()
     with app.app.test_request_context("/"):
