@@ -418,7 +418,11 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
         """Re-key a legacy row, re-checking its evidence under a row lock."""
         uid = str(uid)
         with _writing() as session:
-            locked = session.scalars(select(cls).where(cls.id == social.id).with_for_update()).one()
+            # OF the link's table alone: its user is loaded by an outer join,
+            # which PostgreSQL refuses to lock ("nullable side of an outer join").
+            locked = session.scalars(
+                select(cls).where(cls.id == social.id).with_for_update(of=cls)
+            ).one()
             if evidence_key is not None and str(locked.extra_data.get(evidence_key)) != uid:
                 raise IntegrityError("identifier evidence changed", None, ValueError())
             conflict = session.scalars(
