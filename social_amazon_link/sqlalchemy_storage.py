@@ -2,9 +2,10 @@
 
 social-storage-sqlalchemy (last released 2017) has no ``Nonce.consume``, no
 ``id_key`` and no ``migrate_social_auth``, which social-core 7's OAuth2 state
-check and identifier handling need. This module implements the full storage
-contract on SQLAlchemy 2; :mod:`social_amazon_link.flask.storage` binds it to
-a Flask app (another framework would bind it the same way).
+check and identifier handling need. This module implements the storage
+contract (:mod:`social_amazon_link.storage_contract`: social-core's members
+and this library's) on SQLAlchemy 2; :mod:`social_amazon_link.flask.storage`
+binds it to a Flask app (another framework would bind it the same way).
 
 The tables live in the app's own ``MetaData`` (the one its user model is
 declared on), so the app's ``create_all()`` or migrations create them beside
@@ -28,7 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from social_core.exceptions import AuthAssociationError, AuthPolicyError
 from social_core.storage import (
@@ -255,7 +256,10 @@ class _Saved:
 
 
 class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
-    """A link from a local user to a provider identity (``provider``, ``uid``)."""
+    """A link from a local user to a provider identity (``provider``, ``uid``).
+
+    The class is ``storage.user``: :class:`~.storage_contract.UserStorage`.
+    """
 
     _user_model: ClassVar[type[Any]]
 
@@ -518,7 +522,7 @@ def _keeps_a_way_in(user: Any, links: list[Any], removed: list[Any]) -> bool:
 
 
 class SQLAlchemyNonce(_Saved, NonceMixin):
-    """Single-use values (social-core's OAuth2 ``state``)."""
+    """Single-use values (OAuth2 ``state``): :class:`~.storage_contract.NonceStorage`."""
 
     @classmethod
     def use(cls, server_url: str, timestamp: Any, salt: str) -> bool:
@@ -559,7 +563,7 @@ class SQLAlchemyNonce(_Saved, NonceMixin):
 
 
 class SQLAlchemyAssociation(_Saved, AssociationMixin):
-    """OpenID associations (unused by Amazon; part of the storage contract)."""
+    """OpenID associations (unused by Amazon): :class:`~.storage_contract.AssociationStorage`."""
 
     @classmethod
     def store(cls, server_url: str, association: Any) -> None:
@@ -593,6 +597,8 @@ class SQLAlchemyAssociation(_Saved, AssociationMixin):
 
 class SQLAlchemyCode(_Saved, CodeMixin):
     """One-time codes sent by email (social-core's email validation), kept as keyed hashes.
+
+    :class:`~.storage_contract.CodeStorage`.
 
     The table holds ``code_digest(code)`` only: an HMAC-SHA256 of the code
     (its first 128 bits, hex) under a key derived from the app's secret
@@ -715,7 +721,7 @@ def code_digest(code: str) -> str:
 
 
 class SQLAlchemyPartial(_Saved, PartialMixin):
-    """A paused pipeline, resumed by its token."""
+    """A paused pipeline, resumed by its token: :class:`~.storage_contract.PartialStorage`."""
 
     @classmethod
     def load(cls, token: str) -> Any:
@@ -760,7 +766,8 @@ STALE_TRY_SECONDS = 60
 
 
 class SQLAlchemyPasswordAttempts:
-    """Wrong-password counters per local account, shared by every app process.
+    """Wrong-password counters per local account, shared by every app process
+    (:class:`~.storage_contract.LinkAttemptStorage`).
 
     A try is *reserved* before the password is checked, by one conditional
     ``UPDATE``: the tries being checked (``pending``) and the wrong ones
@@ -953,7 +960,10 @@ class SQLAlchemyPasswordAttempts:
 
 
 class SQLAlchemyLinkEvent:
-    """Security events of the linking flow, for the app to read and show."""
+    """Security events of the linking flow, for the app to read and show.
+
+    :class:`~.storage_contract.LinkEventStorage`.
+    """
 
     @classmethod
     def record(
@@ -1018,16 +1028,20 @@ class SQLAlchemyLinkEvent:
 
 
 class SQLAlchemyStorage(BaseStorage):
-    """The storage social-core uses; its models are set by :func:`use_models`."""
+    """The storage social-core uses; its models are set by :func:`use_models`.
 
-    user: ClassVar[type[Any]] = SQLAlchemyUserSocialAuth
-    nonce: ClassVar[type[Any]] = SQLAlchemyNonce
-    association: ClassVar[type[Any]] = SQLAlchemyAssociation
-    code: ClassVar[type[Any]] = SQLAlchemyCode
-    partial: ClassVar[type[Any]] = SQLAlchemyPartial
+    Implements :class:`~.storage_contract.Storage` (mypy checks it, at the end
+    of this module; ``tests/test_storage_contract.py`` runs the conformance suite).
+    """
+
+    user: ClassVar[type[SQLAlchemyUserSocialAuth]] = SQLAlchemyUserSocialAuth
+    nonce: ClassVar[type[SQLAlchemyNonce]] = SQLAlchemyNonce
+    association: ClassVar[type[SQLAlchemyAssociation]] = SQLAlchemyAssociation
+    code: ClassVar[type[SQLAlchemyCode]] = SQLAlchemyCode
+    partial: ClassVar[type[SQLAlchemyPartial]] = SQLAlchemyPartial
     #: Beyond social-core's contract: the state the linking steps keep.
-    link_attempts: ClassVar[type[Any]] = SQLAlchemyPasswordAttempts
-    link_events: ClassVar[type[Any]] = SQLAlchemyLinkEvent
+    link_attempts: ClassVar[type[SQLAlchemyPasswordAttempts]] = SQLAlchemyPasswordAttempts
+    link_events: ClassVar[type[SQLAlchemyLinkEvent]] = SQLAlchemyLinkEvent
 
     @classmethod
     def is_integrity_error(cls, exception: BaseException) -> bool:
@@ -1091,7 +1105,8 @@ class SQLAlchemyStorage(BaseStorage):
                 delete(cls.nonce).where(cls.nonce.timestamp < int(now - state_max_age))
             )
             partials = session.execute(delete(cls.partial).where(cls.partial.timestamp < cutoff))
-            codes = session.execute(delete(cls.code).where(cls.code.timestamp < cutoff))
+            # A column of the mapped subclass (mypy sees CodeMixin's plain attribute).
+            codes = session.execute(delete(cls.code).where(cls.code.timestamp < cutoff))  # type: ignore[operator]
             counters = session.execute(
                 delete(attempts).where(
                     attempts.c.locked_until <= int(now),
@@ -1291,3 +1306,17 @@ def use_models(storage: type[SQLAlchemyStorage], models: SocialModels) -> None:
     storage.partial = models.partial
     storage.link_attempts = models.link_attempts
     storage.link_events = models.link_events
+
+
+if TYPE_CHECKING:
+    # mypy checks that each class implements its part of the storage contract.
+    from . import storage_contract as contract
+
+    _storage: contract.Storage = SQLAlchemyStorage
+    _user: contract.UserStorage = SQLAlchemyUserSocialAuth
+    _nonce: contract.NonceStorage = SQLAlchemyNonce
+    _association: contract.AssociationStorage = SQLAlchemyAssociation
+    _code: contract.CodeStorage = SQLAlchemyCode
+    _partial: contract.PartialStorage = SQLAlchemyPartial
+    _link_attempts: contract.LinkAttemptStorage = SQLAlchemyPasswordAttempts
+    _link_events: contract.LinkEventStorage = SQLAlchemyLinkEvent
