@@ -161,9 +161,10 @@ _ASCII_FOLDED_FROM_OTHERS = frozenset("ks")
 _ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def _same_email_candidates(column: Any, key: str) -> Any:
-    """A SQL condition met by every address whose :func:`email_key` is ``key``
-    (and rarely by a few others: the caller compares the keys in Python).
+def _same_key_candidates(column: Any, key: str) -> Any:
+    """A SQL condition met by every value (an address, a username) whose
+    :func:`email_key` is ``key`` (and rarely by a few others: the caller
+    compares the keys in Python).
 
     Simple case folding maps one character to one, so such an address has the
     key's length, and at each ASCII position of the key the same ASCII letter
@@ -304,18 +305,25 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
 
     @classmethod
     def user_exists(cls, *args: Any, **kwargs: Any) -> bool:
-        """Whether a user has these values; a username is compared case-insensitively,
-        so "Alan" is taken when "alan" is (one person could not tell them apart)."""
+        """Whether a user has these values; a username is compared as emails are
+        (:func:`email_key`, on every database, non-ASCII included), so "Alan" is
+        taken when "alan" is, and "Ülrich" when "ülrich" is (one person could
+        not tell them apart)."""
         model = cls._user_model
-        query = select(func.count()).select_from(model)
+        query = select(model)
+        username_key = None
         for field, value in kwargs.items():
             if isinstance(value, str) and not storable(value):
                 return False  # no row can hold it
             if field == "username" and isinstance(value, str):
-                query = query.where(func.lower(model.username) == value.lower())
+                username_key = email_key(value)
+                query = query.where(_same_key_candidates(model.username, username_key))
             else:
                 query = query.filter_by(**{field: value})
-        return bool(_session().execute(query).scalar())
+        return any(
+            username_key is None or email_key(user.username) == username_key
+            for user in _session().scalars(query)
+        )
 
     @classmethod
     def create_user(cls, *args: Any, **kwargs: Any) -> Any:
@@ -368,7 +376,7 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
             return []
         model = cls._user_model
         key = email_key(email.strip())
-        query = select(model).where(_same_email_candidates(model.email, key))
+        query = select(model).where(_same_key_candidates(model.email, key))
         return [user for user in _session().scalars(query) if email_key(user.email) == key]
 
     @classmethod
@@ -662,7 +670,7 @@ class SQLAlchemyCode(_Saved, CodeMixin):
         key = email_key(email.strip())
         query = (
             select(table.c.timestamp, table.c.email)
-            .where(_same_email_candidates(table.c.email, key), table.c.timestamp >= since)
+            .where(_same_key_candidates(table.c.email, key), table.c.timestamp >= since)
             .order_by(table.c.timestamp)
         )
         sent = [row.timestamp for row in _session().execute(query) if email_key(row.email) == key]

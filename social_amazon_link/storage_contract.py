@@ -73,15 +73,17 @@ class UserStorage(Protocol):
         ...
 
     def user_exists(self, *args: Any, **kwargs: Any) -> bool:
-        """Whether a user has all these field values. ``username`` is compared
-        case-insensitively ("Alan" is taken when "alan" is). A value no row can
+        """Whether a user has all these field values. ``username`` is compared as
+        emails are (``email_key``: any case, non-ASCII included, the same on
+        every database): "Alan" is taken when "alan" is. A value no row can
         hold (a NUL character) is False, never a database error."""
         ...
 
     def create_user(self, *args: Any, **kwargs: Any) -> Any:
         """Add a user with these fields, not yet committed: the link written next
-        (:meth:`create_social_auth`) commits both, or neither. A taken username
-        or email is social-core's ``AuthAssociationError`` (``username_in_use``)."""
+        (:meth:`create_social_auth`) commits both, or neither. A row the database
+        refuses (a unique username taken) is social-core's ``AuthAssociationError``
+        (``username_in_use``), and the storage stays usable."""
         ...
 
     def get_user(self, pk: Any) -> Any:

@@ -132,15 +132,18 @@ class StorageConformance:
         ):
             assert usernames(find(other)) == [], other
 
-    def test_username_check_ignores_case(self, contract_storage):
+    def test_username_check_ignores_case_non_ascii_included(self, contract_storage):
         env = contract_storage
         env.add_user("Alan", "alan@example.com")
+        env.add_user("Ülrich", "ulrich@example.com")
+        env.add_user("al_n", "other@example.com")
         exists = env.storage.user.user_exists
-        assert exists(username="Alan")
-        assert exists(username="alan")
-        assert exists(username="ALAN")
-        assert not exists(username="alan2")
-        assert not exists(username="al\x00an")
+        for taken in ("Alan", "alan", "ALAN", "Ülrich", "ülrich", "ÜLRICH", "al_n", "AL_N"):
+            assert exists(username=taken), taken
+        for free in ("alan2", "Ulrich", "al%", "a_an", "al\x00an"):
+            assert not exists(username=free), free
+        assert exists(username="alan", email="alan@example.com")
+        assert not exists(username="alan", email="other@example.com")
 
     def test_a_new_user_is_committed_with_its_link_and_not_before(self, contract_storage):
         env = contract_storage
