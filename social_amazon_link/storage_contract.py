@@ -15,6 +15,7 @@ needs it. Framework-free: imports no web framework and no SQLAlchemy.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -45,9 +46,11 @@ __all__ = [
 class UserStorage(Protocol):
     """``storage.user``: the app's accounts and their links to provider identities.
 
-    A *link* (social-core's ``UserMixin`` row) has ``id``, ``provider``,
-    ``uid``, ``user`` and ``extra_data``. Each method that writes commits at
-    once, except :meth:`create_user` (see there).
+    A user has ``id``, ``username`` and ``email`` (and a password, as
+    :mod:`social_amazon_link.accounts` reads it). A *link* (social-core's
+    ``UserMixin`` row) has ``id``, ``provider``, ``uid``, ``id_key``, ``user``
+    and ``extra_data``, and its ``set_extra_data()`` saves. Each method that
+    writes commits at once, except :meth:`create_user` (see there).
     """
 
     def user_model(self) -> type[Any]:
@@ -443,9 +446,10 @@ class StorageContractError(TypeError):
     def __init__(self, storage: Any, missing: list[str]) -> None:
         self.missing = missing
         name = getattr(storage, "__qualname__", type(storage).__qualname__)
+        wanted = ", ".join(f"{member}{_stated(member)}" for member in missing)
         super().__init__(
             f"the storage {name} does not implement social_amazon_link's storage contract "
-            f"(social_amazon_link.storage_contract); missing: {', '.join(missing)}"
+            f"(social_amazon_link.storage_contract); missing or taking other arguments: {wanted}"
         )
 
 
@@ -480,22 +484,65 @@ def _stubs() -> frozenset[Any]:
 _SOCIAL_CORE_STUBS = _stubs()
 
 
-def _lacks(owner: Any, name: str) -> bool:
-    member = getattr(owner, name, None)
-    return not callable(member) or getattr(member, "__func__", member) in _SOCIAL_CORE_STUBS
+def _stated(dotted: str) -> inspect.Signature:
+    """The contract's parameters of a member (``user.lock_identity``), without ``self``
+    and without annotations: what the callers pass."""
+    part, _, name = dotted.rpartition(".")
+    protocol = PARTS[part] if part else Storage
+    signature = inspect.signature(vars(protocol)[name])
+    return signature.replace(
+        parameters=[
+            parameter.replace(annotation=inspect.Parameter.empty)
+            for parameter in list(signature.parameters.values())[1:]
+        ],
+        return_annotation=inspect.Signature.empty,
+    )
+
+
+def _takes_the_calls(member: Any, stated: inspect.Signature) -> bool:
+    """Whether ``member`` accepts the arguments as the contract's callers pass them:
+    positional parameters by position, keyword-only ones by name."""
+    try:
+        signature = inspect.signature(member)
+    except (TypeError, ValueError):
+        return True  # not introspectable (a builtin): taken on trust
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for parameter in stated.parameters.values():
+        if parameter.kind is parameter.POSITIONAL_OR_KEYWORD:
+            args.append(None)
+        elif parameter.kind is parameter.KEYWORD_ONLY:
+            kwargs[parameter.name] = None
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError:
+        return False
+    return True
+
+
+def _lacks(owner: Any, dotted: str) -> bool:
+    member = getattr(owner, dotted.rpartition(".")[2], None)
+    if not callable(member) or getattr(member, "__func__", member) in _SOCIAL_CORE_STUBS:
+        return True
+    return not _takes_the_calls(member, _stated(dotted))
 
 
 def missing_members(storage: Any) -> list[str]:
     """Every member of the contract that ``storage`` lacks, dotted (``user.lock_identity``).
 
-    A method counts as missing when it is absent, not callable, or still
-    social-core's placeholder that raises ``NotImplementedError``. A missing
-    part (``link_attempts``) lists each of its methods.
+    A method counts as missing when it is absent, not callable, still
+    social-core's placeholder that raises ``NotImplementedError``, or unable
+    to take the arguments the contract states. A missing part
+    (``link_attempts``) lists each of its methods.
     """
     missing = [name for name in _methods(Storage) if _lacks(storage, name)]
     for part, protocol in PARTS.items():
         owner = getattr(storage, part, None)
-        missing += [f"{part}.{name}" for name in _methods(protocol) if _lacks(owner, name)]
+        missing += [
+            dotted
+            for dotted in (f"{part}.{name}" for name in _methods(protocol))
+            if _lacks(owner, dotted)
+        ]
     return missing
 
 

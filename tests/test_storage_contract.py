@@ -118,10 +118,13 @@ def test_social_cores_placeholders_count_as_missing():
 class _StockUser(SQLAlchemyUserSocialAuth):
     """Like a stock social-core storage's user part: none of this library's additions."""
 
-    lock_identity = None
     field_max_length = None
     disconnect_entries = None
     get_users_by_email = UserMixin.get_users_by_email  # still social-core's placeholder
+
+    @classmethod
+    def lock_identity(cls, provider: str, uid: str) -> None:  # no email
+        pass
 
 
 class _StockCode(SQLAlchemyCode):
@@ -157,7 +160,15 @@ def test_check_storage_names_every_missing_member():
     assert isinstance(refused.value, TypeError)
     message = str(refused.value)
     assert "_StockStorage" in message and "social_amazon_link.storage_contract" in message
-    assert message.endswith("missing: " + ", ".join(missing))
+    # Each with the arguments the contract passes it.
+    assert "user.lock_identity(provider, uid, email=None), " in message
+    assert "code.sent_since(email, since), " in message
+    assert message.endswith(
+        "link_attempts.reserve(user_id, *, max_attempts, lockout_seconds, now=None, "
+        "scope='link', wait=0.0), link_attempts.fail(user_id, *, max_attempts, "
+        "lockout_seconds, now=None, scope='link'), link_attempts.clear(user_id, *, "
+        "scope='link'), link_attempts.release(user_id, *, scope='link')"
+    )
 
 
 def test_the_contract_loads_no_web_framework_and_no_sqlalchemy():
