@@ -2,9 +2,10 @@
 
 social-storage-sqlalchemy (last released 2017) has no ``Nonce.consume``, no
 ``id_key`` and no ``migrate_social_auth``, which social-core 7's OAuth2 state
-check and identifier handling need. This module implements the full storage
-contract on SQLAlchemy 2; :mod:`social_amazon_link.flask.storage` binds it to
-a Flask app (another framework would bind it the same way).
+check and identifier handling need. This module implements the storage
+contract (:mod:`social_amazon_link.storage_contract`: social-core's members
+and this library's) on SQLAlchemy 2; :mod:`social_amazon_link.flask.storage`
+binds it to a Flask app (another framework would bind it the same way).
 
 The tables live in the app's own ``MetaData`` (the one its user model is
 declared on), so the app's ``create_all()`` or migrations create them beside
@@ -28,7 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from social_core.exceptions import AuthAssociationError, AuthPolicyError
 from social_core.storage import (
@@ -157,9 +158,10 @@ _ASCII_FOLDED_FROM_OTHERS = frozenset("ks")
 _ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def _same_email_candidates(column: Any, key: str) -> Any:
-    """A SQL condition met by every address whose :func:`email_key` is ``key``
-    (and rarely by a few others: the caller compares the keys in Python).
+def _same_key_candidates(column: Any, key: str) -> Any:
+    """A SQL condition met by every value (an address, a username) whose
+    :func:`email_key` is ``key`` (and rarely by a few others: the caller
+    compares the keys in Python).
 
     Simple case folding maps one character to one, so such an address has the
     key's length, and at each ASCII position of the key the same ASCII letter
@@ -252,7 +254,10 @@ class _Saved:
 
 
 class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
-    """A link from a local user to a provider identity (``provider``, ``uid``)."""
+    """A link from a local user to a provider identity (``provider``, ``uid``).
+
+    The class is ``storage.user``: :class:`~.storage_contract.UserStorage`.
+    """
 
     _user_model: ClassVar[type[Any]]
 
@@ -297,18 +302,25 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
 
     @classmethod
     def user_exists(cls, *args: Any, **kwargs: Any) -> bool:
-        """Whether a user has these values; a username is compared case-insensitively,
-        so "Alan" is taken when "alan" is (one person could not tell them apart)."""
+        """Whether a user has these values; a username is compared as emails are
+        (:func:`email_key`, on every database, non-ASCII included), so "Alan" is
+        taken when "alan" is, and "Ülrich" when "ülrich" is (one person could
+        not tell them apart)."""
         model = cls._user_model
-        query = select(func.count()).select_from(model)
+        query = select(model)
+        username_key = None
         for field, value in kwargs.items():
             if isinstance(value, str) and not storable(value):
                 return False  # no row can hold it
             if field == "username" and isinstance(value, str):
-                query = query.where(func.lower(model.username) == value.lower())
+                username_key = email_key(value)
+                query = query.where(_same_key_candidates(model.username, username_key))
             else:
                 query = query.filter_by(**{field: value})
-        return bool(_session().execute(query).scalar())
+        return any(
+            username_key is None or email_key(user.username) == username_key
+            for user in _session().scalars(query)
+        )
 
     @classmethod
     def create_user(cls, *args: Any, **kwargs: Any) -> Any:
@@ -361,7 +373,7 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
             return []
         model = cls._user_model
         key = email_key(email.strip())
-        query = select(model).where(_same_email_candidates(model.email, key))
+        query = select(model).where(_same_key_candidates(model.email, key))
         return [user for user in _session().scalars(query) if email_key(user.email) == key]
 
     @classmethod
@@ -415,7 +427,11 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
         """Re-key a legacy row, re-checking its evidence under a row lock."""
         uid = str(uid)
         with _writing() as session:
-            locked = session.scalars(select(cls).where(cls.id == social.id).with_for_update()).one()
+            # OF the link's table alone: its user is loaded by an outer join,
+            # which PostgreSQL refuses to lock ("nullable side of an outer join").
+            locked = session.scalars(
+                select(cls).where(cls.id == social.id).with_for_update(of=cls)
+            ).one()
             if evidence_key is not None and str(locked.extra_data.get(evidence_key)) != uid:
                 raise IntegrityError("identifier evidence changed", None, ValueError())
             conflict = session.scalars(
@@ -511,7 +527,7 @@ def _keeps_a_way_in(user: Any, links: list[Any], removed: list[Any]) -> bool:
 
 
 class SQLAlchemyNonce(_Saved, NonceMixin):
-    """Single-use values (social-core's OAuth2 ``state``)."""
+    """Single-use values (OAuth2 ``state``): :class:`~.storage_contract.NonceStorage`."""
 
     @classmethod
     def use(cls, server_url: str, timestamp: Any, salt: str) -> bool:
@@ -552,7 +568,7 @@ class SQLAlchemyNonce(_Saved, NonceMixin):
 
 
 class SQLAlchemyAssociation(_Saved, AssociationMixin):
-    """OpenID associations (unused by Amazon; part of the storage contract)."""
+    """OpenID associations (unused by Amazon): :class:`~.storage_contract.AssociationStorage`."""
 
     @classmethod
     def store(cls, server_url: str, association: Any) -> None:
@@ -586,6 +602,8 @@ class SQLAlchemyAssociation(_Saved, AssociationMixin):
 
 class SQLAlchemyCode(_Saved, CodeMixin):
     """One-time codes sent by email (social-core's email validation), kept as keyed hashes.
+
+    :class:`~.storage_contract.CodeStorage`.
 
     The table holds ``code_digest(code)`` only: an HMAC-SHA256 of the code
     (its first 128 bits, hex) under a key derived from the app's secret
@@ -649,7 +667,7 @@ class SQLAlchemyCode(_Saved, CodeMixin):
         key = email_key(email.strip())
         query = (
             select(table.c.timestamp, table.c.email)
-            .where(_same_email_candidates(table.c.email, key), table.c.timestamp >= since)
+            .where(_same_key_candidates(table.c.email, key), table.c.timestamp >= since)
             .order_by(table.c.timestamp)
         )
         sent = [row.timestamp for row in _session().execute(query) if email_key(row.email) == key]
@@ -708,7 +726,7 @@ def code_digest(code: str) -> str:
 
 
 class SQLAlchemyPartial(_Saved, PartialMixin):
-    """A paused pipeline, resumed by its token."""
+    """A paused pipeline, resumed by its token: :class:`~.storage_contract.PartialStorage`."""
 
     @classmethod
     def load(cls, token: str) -> Any:
@@ -753,7 +771,8 @@ STALE_TRY_SECONDS = 60
 
 
 class SQLAlchemyPasswordAttempts:
-    """Wrong-password counters per local account, shared by every app process.
+    """Wrong-password counters per local account, shared by every app process
+    (:class:`~.storage_contract.LinkAttemptStorage`).
 
     A try is *reserved* before the password is checked, by one conditional
     ``UPDATE``: the tries being checked (``pending``) and the wrong ones
@@ -946,7 +965,10 @@ class SQLAlchemyPasswordAttempts:
 
 
 class SQLAlchemyLinkEvent:
-    """Security events of the linking flow, for the app to read and show."""
+    """Security events of the linking flow, for the app to read and show.
+
+    :class:`~.storage_contract.LinkEventStorage`.
+    """
 
     @classmethod
     def record(
@@ -1011,16 +1033,20 @@ class SQLAlchemyLinkEvent:
 
 
 class SQLAlchemyStorage(BaseStorage):
-    """The storage social-core uses; its models are set by :func:`use_models`."""
+    """The storage social-core uses; its models are set by :func:`use_models`.
 
-    user: ClassVar[type[Any]] = SQLAlchemyUserSocialAuth
-    nonce: ClassVar[type[Any]] = SQLAlchemyNonce
-    association: ClassVar[type[Any]] = SQLAlchemyAssociation
-    code: ClassVar[type[Any]] = SQLAlchemyCode
-    partial: ClassVar[type[Any]] = SQLAlchemyPartial
+    Implements :class:`~.storage_contract.Storage` (mypy checks it, at the end
+    of this module; ``tests/test_storage_contract.py`` runs the conformance suite).
+    """
+
+    user: ClassVar[type[SQLAlchemyUserSocialAuth]] = SQLAlchemyUserSocialAuth
+    nonce: ClassVar[type[SQLAlchemyNonce]] = SQLAlchemyNonce
+    association: ClassVar[type[SQLAlchemyAssociation]] = SQLAlchemyAssociation
+    code: ClassVar[type[SQLAlchemyCode]] = SQLAlchemyCode
+    partial: ClassVar[type[SQLAlchemyPartial]] = SQLAlchemyPartial
     #: Beyond social-core's contract: the state the linking steps keep.
-    link_attempts: ClassVar[type[Any]] = SQLAlchemyPasswordAttempts
-    link_events: ClassVar[type[Any]] = SQLAlchemyLinkEvent
+    link_attempts: ClassVar[type[SQLAlchemyPasswordAttempts]] = SQLAlchemyPasswordAttempts
+    link_events: ClassVar[type[SQLAlchemyLinkEvent]] = SQLAlchemyLinkEvent
 
     @classmethod
     def is_integrity_error(cls, exception: BaseException) -> bool:
@@ -1084,7 +1110,8 @@ class SQLAlchemyStorage(BaseStorage):
                 delete(cls.nonce).where(cls.nonce.timestamp < int(now - state_max_age))
             )
             partials = session.execute(delete(cls.partial).where(cls.partial.timestamp < cutoff))
-            codes = session.execute(delete(cls.code).where(cls.code.timestamp < cutoff))
+            # A column of the mapped subclass (mypy sees CodeMixin's plain attribute).
+            codes = session.execute(delete(cls.code).where(cls.code.timestamp < cutoff))  # type: ignore[operator]
             counters = session.execute(
                 delete(attempts).where(
                     attempts.c.locked_until <= int(now),
@@ -1284,3 +1311,17 @@ def use_models(storage: type[SQLAlchemyStorage], models: SocialModels) -> None:
     storage.partial = models.partial
     storage.link_attempts = models.link_attempts
     storage.link_events = models.link_events
+
+
+if TYPE_CHECKING:
+    # mypy checks that each class implements its part of the storage contract.
+    from . import storage_contract as contract
+
+    _storage: contract.Storage = SQLAlchemyStorage
+    _user: contract.UserStorage = SQLAlchemyUserSocialAuth
+    _nonce: contract.NonceStorage = SQLAlchemyNonce
+    _association: contract.AssociationStorage = SQLAlchemyAssociation
+    _code: contract.CodeStorage = SQLAlchemyCode
+    _partial: contract.PartialStorage = SQLAlchemyPartial
+    _link_attempts: contract.LinkAttemptStorage = SQLAlchemyPasswordAttempts
+    _link_events: contract.LinkEventStorage = SQLAlchemyLinkEvent

@@ -178,6 +178,21 @@ def test_legacy_profile_shape_still_signs_in(serve_app, browser, lwa_emulator, a
     assert [r.uid for r in app.query("SELECT uid FROM social_auth_usersocialauth")] == [ADA]
 
 
+def test_a_link_written_without_id_key_signs_in_and_is_re_keyed(serve_app, browser, ada):
+    # As social-auth-app-flask-sqlalchemy wrote it: no id_key, the uid in extra_data.
+    app = serve_app()
+    user_id = app.add_user("ada", "ada@example.com", password="pw")
+    app.link(user_id, ada)
+    app.query_write(
+        "UPDATE social_auth_usersocialauth SET id_key = '', extra_data = :data",
+        data=f'{{"user_id": "{ada}"}}',
+    )
+
+    assert sign_in(browser, app, ada).json()["id"] == user_id
+    links = app.query("SELECT user_id, uid, id_key FROM social_auth_usersocialauth")
+    assert [tuple(link) for link in links] == [(user_id, ADA, "user_id")]
+
+
 @pytest.mark.parametrize("region", ["NA", "EU", "FE"])
 def test_without_overrides_the_region_picks_amazons_real_urls(serve_app, browser, region):
     app = serve_app(
