@@ -45,6 +45,7 @@ CORE_MODULES = (
         for path in sorted((ROOT / "pipelines").glob("*.py"))
         if path.stem != "__init__"
     ),
+    "social_amazon_link.storage_contract",
     "social_amazon_link.flow",
     *(
         f"social_amazon_link.flow.{path.stem}"

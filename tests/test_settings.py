@@ -11,7 +11,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from social_amazon_link.flask import init_app
+from social_amazon_link.flask.storage import FlaskStorage
 from social_amazon_link.settings import AmazonSettingsError, check_settings, scope_list
+from social_amazon_link.storage_contract import StorageContractError
 
 CLIENT_ID = "amzn1.application-oa2-client.0123456789abcdef"
 SECRET = "settings-test-secret-never-shown"
@@ -236,3 +238,21 @@ def test_the_demo_starts_on_the_emulator_and_on_real_amazon(monkeypatch, tmp_pat
     with pytest.raises(AmazonSettingsError) as raised:
         create_demo()
     assert list(raised.value.problems) == ["SOCIAL_AUTH_AMAZON_REGION"]
+
+
+class StorageWithoutLocks(FlaskStorage):
+    """An app's storage that lost two members the steps need."""
+
+    end_transaction = None
+    link_events = None
+
+
+def test_a_storage_missing_contract_members_stops_the_start_naming_each():
+    # Named at start, where each would otherwise be a 500 at the first sign-in.
+    with pytest.raises(StorageContractError) as raised:
+        make_app(**GOOD, SOCIAL_AUTH_STORAGE=f"{__name__}.StorageWithoutLocks")
+    assert "end_transaction" in raised.value.missing
+    assert any(name.startswith("link_events") for name in raised.value.missing)
+    assert "end_transaction" in str(raised.value)
+    # The integration's own storage meets the contract.
+    make_app(**GOOD)

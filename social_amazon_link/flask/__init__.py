@@ -36,6 +36,7 @@ from ..flow.paused import end_sign_ins, end_waiting_prompt
 from ..flow.purge import purge
 from ..settings import check_strategy_settings
 from ..sqlalchemy_storage import parse_association_id
+from ..storage_contract import check_storage
 from .api import bp as api_views
 from .csrf import check_csrf, csrf_token, rotate_csrf
 from .storage import database_outage, init_social
@@ -66,7 +67,9 @@ def init_app(
     """Add Login with Amazon to ``app`` (settings come from ``app.config``).
 
     Raises :class:`~social_amazon_link.settings.AmazonSettingsError` naming
-    every bad Amazon setting, before anything is registered.
+    every bad Amazon setting, before anything is registered, and
+    :class:`~social_amazon_link.storage_contract.StorageContractError` naming
+    every member the storage lacks.
     """
     # Imported here, out of the way of apps that use only the strategy.
     from social_flask.routes import social_auth
@@ -76,6 +79,8 @@ def init_app(
     with app.app_context():
         check_strategy_settings(load_strategy())
     init_social(app, session, user_model)
+    with app.app_context():  # SOCIAL_AUTH_STORAGE, an app's own included
+        check_storage(load_strategy().storage)
     for blueprint in (social_auth, link_views, api_views):
         if blueprint.name not in app.blueprints:
             app.register_blueprint(blueprint)

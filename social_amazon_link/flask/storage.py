@@ -55,16 +55,6 @@ def _current_state() -> _AppState:
     return _last_state
 
 
-def _current_session() -> AnySession:
-    return _current_state().session
-
-
-def _current_secret() -> str | bytes | None:
-    # The key of the emailed codes' hashes is derived from SECRET_KEY.
-    secret: str | bytes | None = _current_state().app.secret_key
-    return secret
-
-
 def init_social(
     app: Flask,
     session: AnySession,
@@ -85,8 +75,9 @@ def init_social(
     models = models_for(resolved)
     use_models(FlaskStorage, models)
     app.extensions[EXTENSION] = _last_state = _AppState(session=session, models=models, app=app)
-    bind_session(_current_session)
-    bind_secret(_current_secret)
+    bind_session(lambda: _current_state().session)
+    # The key of the emailed codes' hashes is derived from SECRET_KEY.
+    bind_secret(lambda: _current_state().app.secret_key)
     app.config.setdefault("SOCIAL_AUTH_STORAGE", f"{__name__}.FlaskStorage")
     return models
 
@@ -104,7 +95,7 @@ def database_outage(error: BaseException) -> DatabaseUnavailable | None:
     if unavailable is None:
         return None
     try:
-        _current_session().rollback()
+        _current_state().session.rollback()
     except SQLAlchemyError:
         pass  # nothing left to roll back on a connection that is gone
     login_manager = getattr(current_app, "login_manager", None)
