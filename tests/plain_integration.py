@@ -110,7 +110,7 @@ class PlainStrategy(BaseStrategy[Any]):
         self.secure = secure
         self.remote_addr = remote_addr
         self.host = host
-        #: Every user ``login_user`` signed in, in order (rule 7's hook).
+        #: The id of every user ``login_user`` signed in, in order (rule 7's hook).
         self.logins = [] if logins is None else logins
 
     def next_request(self, **request: Any) -> PlainStrategy:
@@ -178,7 +178,7 @@ class PlainStrategy(BaseStrategy[Any]):
         # waiting ends when someone signs in.
         end_sign_ins(self)
         self.session[SIGNED_IN] = user.id
-        self.logins.append(user)
+        self.logins.append(user.id)
         return True
 
     def complete_url(self, backend_name: str) -> str:

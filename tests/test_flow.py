@@ -36,6 +36,7 @@ from social_amazon_link.errors import (
 )
 from social_amazon_link.flow import api, pages, paused, prompts
 from social_amazon_link.flow.purge import purge
+from social_amazon_link.settings import AmazonSettingsError, check_strategy_settings
 from tests.plain_integration import (
     PLAIN_CLIENT_ID,
     SIGNED_IN,
@@ -125,7 +126,7 @@ def test_token_for_an_unknown_identity_creates_links_and_signs_in(db, lwa, setti
     assert db.links() == [(ada, "amazon", ADA)]
     assert db.pauses() == [] and db.attempts() == []
     # Rule 7: the adapter's hook, once, with that user; the session says so.
-    assert [user.id for user in strategy.logins] == [ada]
+    assert strategy.logins == [ada]
     assert strategy.session[SIGNED_IN] == ada
     assert strategy.session["social_auth_last_login_backend"] == "amazon"
     assert amazon_calls(lwa) == {"tokeninfo": 1, "profile": 1}
@@ -160,9 +161,50 @@ def test_matching_email_asks_for_the_password_then_links(db, lwa, grace_paused):
     assert db.links() == [(grace, "amazon", GRACE)]
     assert db.pauses() == [] and PARTIAL_TOKEN_SESSION_NAME not in strategy.session
     assert [failures for _user, _scope, failures in db.attempts()] in ([], [0])
-    assert [user.id for user in strategy.logins] == [grace]
+    assert strategy.logins == [grace]
     assert strategy.session[SIGNED_IN] == grace
     assert amazon_calls(lwa) == {"tokeninfo": 1, "profile": 1}
+
+
+def test_a_new_sign_in_in_the_session_ends_the_pause_it_left(db, lwa, grace_paused):
+    strategy, first = grace_paused.strategy, grace_paused.token
+    again = body(sign_in(db, lwa, strategy.next_request(), GRACE))
+    assert again["status"] == "password_required" and again["partial_token"] != first
+    assert db.pauses() == [again["partial_token"]]
+    # Someone else, on the same browser, signs in: nothing of Grace's waits.
+    ada = body(sign_in(db, lwa, strategy.next_request(), ADA))
+    assert ada["status"] == "authenticated" and ada["new_user"] is True
+    assert db.pauses() == [] and PARTIAL_TOKEN_SESSION_NAME not in strategy.session
+    assert strategy.logins == [ada["user"]["id"]]
+
+
+def test_a_signed_in_user_connects_amazon_without_signing_in_again(db, lwa, settings):
+    grace = db.add_user("grace", "grace@example.com", PASSWORD)
+    strategy = PlainStrategy(settings, {SIGNED_IN: grace})
+    answer = body(sign_in(db, lwa, strategy, ADA))
+    assert answer == {
+        "status": "authenticated",
+        "user": {"id": grace, "username": "grace", "email": "grace@example.com"},
+        "new_user": False,
+    }
+    assert db.links() == [(grace, "amazon", ADA)] and db.users()[1:] == []
+    assert strategy.logins == []  # already signed in: rule 7's hook is not called again
+
+
+def test_error_answers_carry_the_code_and_retry_after_and_never_a_secret():
+    locked = api.error_answer(TooManyAttempts(retry_after=120))
+    assert (locked.status, locked.headers["Retry-After"]) == (429, "120")
+    assert body(locked)["error"] == "too_many_attempts"
+    outage = api.error_answer(DatabaseUnavailable(reason="OperationalError"))
+    assert (outage.status, body(outage)) == (503, {"error": "database_unavailable"})
+    assert outage.headers == {"Cache-Control": "no-store", "Retry-After": "5"}
+    secret = "Atza|IwEBIsecret"
+    try:
+        raise ValueError(f"unexpected {secret}")
+    except ValueError as error:
+        answer, logged = api.server_error(error, [secret])
+    assert (answer.status, body(answer)) == (500, {"error": "server_error"})
+    assert secret not in logged and "unexpected <redacted>" in logged
 
 
 def test_an_answer_the_prompt_does_not_take_keeps_the_pause_and_counts_nothing(db, grace_paused):
@@ -190,7 +232,10 @@ def test_load_paused_returns_the_checked_pause(db, grace_paused):
     assert db.pauses() == [grace_paused.token]  # loading uses nothing up
 
 
-@pytest.mark.parametrize("token", [None, "", "0123456789abcdef0123456789abcdef"])
+@pytest.mark.parametrize(
+    "token",
+    [None, "", "0123456789abcdef0123456789abcdef", "ab\x00cd", "\ud800", "x" * 5000, "é" * 32],
+)
 def test_load_paused_refuses_an_unknown_token_and_leaves_the_real_pause(db, grace_paused, token):
     with pytest.raises(InvalidPartial) as error:
         load(db, grace_paused.strategy, token)
@@ -461,6 +506,20 @@ def test_check_transport_accepts_plain_http_behind_a_tls_proxy(settings, name):
         transport({**settings, name: False}, remote_addr="203.0.113.7")
 
 
+@pytest.mark.parametrize("value", ["false", "False", "0", "no", 1, "True"])
+def test_only_true_turns_the_https_check_off_and_anything_else_stops_the_start(settings, value):
+    # An environment variable read as a string: "false" is true to Python.
+    setting = {**settings, "SOCIAL_AUTH_AMAZON_BEHIND_TLS_PROXY": value}
+    with pytest.raises(InsecureTransport):
+        transport(setting, remote_addr="203.0.113.7")
+    with pytest.raises(AmazonSettingsError) as error:
+        check_strategy_settings(PlainStrategy(setting))
+    assert error.value.problems == {
+        "SOCIAL_AUTH_AMAZON_BEHIND_TLS_PROXY": f"{value!r} is not True or False "
+        "(a boolean, not a string)."
+    }
+
+
 def test_a_token_over_plain_http_reaches_neither_amazon_nor_the_database(db, lwa, settings):
     strategy = PlainStrategy(settings, remote_addr="203.0.113.7")
     with pytest.raises(InsecureTransport):
@@ -616,7 +675,7 @@ def test_a_registration_pause_is_answered_on_its_page(db, lwa, settings):
     assert (username, email) == ("AdaLovelace", "ada@example.com")
     assert db.rows("SELECT postal_code FROM users") == [("98109",)]
     assert db.links() == [(ada, "amazon", ADA)] and db.pauses() == []
-    assert [user.id for user in strategy.logins] == [ada]
+    assert strategy.logins == [ada]
 
 
 def test_a_pause_is_refused_on_another_prompts_page_and_ended(db, lwa, settings):
@@ -648,7 +707,7 @@ def test_answer_prompt_shows_the_form_again_after_a_wrong_password(db, grace_pau
         done = pages.answer_prompt(page, {**form, "password": PASSWORD}, None)
     assert done == Redirect("/me")
     assert db.links() == [(grace_paused.grace, "amazon", GRACE)] and db.pauses() == []
-    assert [user.id for user in strategy.logins] == [grace_paused.grace]
+    assert strategy.logins == [grace_paused.grace]
 
 
 def test_cancel_prompt_ends_the_pause(db, grace_paused):

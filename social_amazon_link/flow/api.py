@@ -168,7 +168,9 @@ def check_transport(strategy: Any, backend: Any) -> None:
     in the clear already, but refusing it tells the app's developers before
     their users do.
     """
-    if strategy.request_is_secure() or backend.setting("BEHIND_TLS_PROXY", False):
+    # Only True turns it off: a string ("false") read from the environment
+    # must not (init_app refuses one at start).
+    if strategy.request_is_secure() or backend.setting("BEHIND_TLS_PROXY", False) is True:
         return
     if not _loopback(strategy.request_remote_addr()):
         raise InsecureTransport(backend=backend, stage="callback")
