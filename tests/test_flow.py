@@ -783,6 +783,6 @@ def test_purge_reads_its_lifetimes_through_the_strategy_and_reports_counts(db, l
 # -- no web framework ----------------------------------------------------------
 
 
-def test_this_module_and_its_integration_load_no_web_framework(tmp_path):
+def test_this_module_and_its_integration_load_no_web_framework():
     result = import_and_watch(sys.executable, ("tests.plain_integration", "tests.test_flow"), ROOT)
     assert result == {"loaded": [], "chains": {}}
