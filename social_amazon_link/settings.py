@@ -113,6 +113,13 @@ def check_settings(setting: Setting) -> None:
         url_problem = _url_problem(setting(name, None))
         if url_problem:
             problems[_PREFIX + name] = url_problem
+    behind_proxy = setting("BEHIND_TLS_PROXY", False)
+    if not isinstance(behind_proxy, bool):
+        # A string read from the environment ("false") would be true: the
+        # JSON API takes only True as turning its HTTPS check off.
+        problems[_PREFIX + "BEHIND_TLS_PROXY"] = (
+            f"{_shown(behind_proxy)} is not True or False (a boolean, not a string)."
+        )
     if problems:
         raise AmazonSettingsError(problems)
 

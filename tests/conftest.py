@@ -24,10 +24,13 @@ CLIENT_SECRET = "test-client-secret-do-not-log"
 class Served:
     """An app served over real loopback HTTP in a background thread."""
 
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: Flask, host: str = "127.0.0.1", *, tls: bool = False) -> None:
+        """``host``: the address to listen on; ``tls``: over HTTPS, with a
+        certificate made up on the spot (clients pass ``verify=False``)."""
         self.app = app
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.server = make_server(host, 0, app, threaded=True, ssl_context="adhoc" if tls else None)
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"{'https' if tls else 'http'}://{shown}:{self.server.server_port}"
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )

@@ -11,28 +11,20 @@ from typing import Any
 from flask import Flask, jsonify
 from flask_login import LoginManager, UserMixin, current_user
 from social_core.pipeline.partial import partial
-from sqlalchemy import String, create_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_session, sessionmaker
+from sqlalchemy import create_engine
+from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
 from werkzeug.security import check_password_hash
 
 from social_amazon_link.flask import init_app
 from social_amazon_link.sqlalchemy_storage import configure_sqlite
+from tests.accounts import AccountColumns
 
 
 class Base(DeclarativeBase):
     pass
 
 
-class User(UserMixin, Base):
-    __tablename__ = "users"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(80), unique=True)
-    email: Mapped[str | None] = mapped_column(String(254))
-    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
-    name: Mapped[str | None] = mapped_column(String(120), default=None)
-    postal_code: Mapped[str | None] = mapped_column(String(20), default=None)
-
+class User(UserMixin, AccountColumns, Base):
     def check_password(self, password: str) -> bool:
         return bool(self.password_hash) and check_password_hash(str(self.password_hash), password)
 

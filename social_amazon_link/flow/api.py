@@ -168,14 +168,24 @@ def check_transport(strategy: Any, backend: Any) -> None:
     in the clear already, but refusing it tells the app's developers before
     their users do.
     """
-    if strategy.request_is_secure() or backend.setting("BEHIND_TLS_PROXY", False):
+    # Only True turns it off: a string ("false") read from the environment
+    # must not (init_app refuses one at start).
+    if strategy.request_is_secure() or backend.setting("BEHIND_TLS_PROXY", False) is True:
         return
-    try:
-        loopback = ipaddress.ip_address(strategy.request_remote_addr() or "").is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not _loopback(strategy.request_remote_addr()):
         raise InsecureTransport(backend=backend, stage="callback")
+
+
+def _loopback(remote_addr: str | None) -> bool:
+    try:
+        address = ipaddress.ip_address(remote_addr or "")
+    except ValueError:
+        return False
+    # A dual-stack server (bound to "::") sees an IPv4 client as
+    # ::ffff:a.b.c.d, which Python before 3.13 does not call loopback.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 # -- running the pipeline ------------------------------------------------------
