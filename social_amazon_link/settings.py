@@ -26,6 +26,7 @@ __all__ = [
     "Setting",
     "check_settings",
     "check_strategy_settings",
+    "is_loopback_address",
     "scope_list",
     "unverified_email_warning",
 ]
@@ -192,9 +193,17 @@ def _url_problem(value: Any) -> str | None:
 
 
 def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
+    return host.lower() == "localhost" or is_loopback_address(host)
+
+
+def is_loopback_address(address: str | None) -> bool:
+    """Whether ``address`` (an IP address, never a name) is this machine's loopback."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        ip = ipaddress.ip_address(address or "")
     except ValueError:
         return False
+    # A dual-stack server (bound to "::") sees an IPv4 client as
+    # ::ffff:a.b.c.d, which Python before 3.13 does not call loopback.
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback

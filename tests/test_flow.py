@@ -353,8 +353,10 @@ def test_end_sign_ins_ends_the_pause_and_every_started_sign_in_only(db, grace_pa
         {
             PARTIAL_TOKEN_PENDING_SESSION_NAME: pending,
             "amazon_state": "olderstyle",
+            "amazon_code_verifier": "association-only",
             "cart": [1, 2],
             "amazonian": "the app's own",
+            "amazon_statement": "the app's own too",
             "next": "/orders",
         }
     )
@@ -364,7 +366,7 @@ def test_end_sign_ins_ends_the_pause_and_every_started_sign_in_only(db, grace_pa
     with db.request():
         paused.end_sign_ins(strategy)
     assert db.pauses() == []
-    assert sorted(strategy.session) == ["amazonian", "cart", "next"]
+    assert sorted(strategy.session) == ["amazon_statement", "amazonian", "cart", "next"]
 
 
 # -- reading a body ------------------------------------------------------------

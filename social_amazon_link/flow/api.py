@@ -24,7 +24,6 @@ the ``authenticated`` answer (an app's own API token, say).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import re
@@ -50,6 +49,7 @@ from ..errors import (
     RequestTooLarge,
     error_status,
 )
+from ..settings import is_loopback_address
 from ..text import has_control_characters, shown, storable
 from .login import check_may_sign_in, sign_in
 from .paused import PausedSignIn, load_paused
@@ -172,20 +172,8 @@ def check_transport(strategy: Any, backend: Any) -> None:
     # must not (init_app refuses one at start).
     if strategy.request_is_secure() or backend.setting("BEHIND_TLS_PROXY", False) is True:
         return
-    if not _loopback(strategy.request_remote_addr()):
+    if not is_loopback_address(strategy.request_remote_addr()):
         raise InsecureTransport(backend=backend, stage="callback")
-
-
-def _loopback(remote_addr: str | None) -> bool:
-    try:
-        address = ipaddress.ip_address(remote_addr or "")
-    except ValueError:
-        return False
-    # A dual-stack server (bound to "::") sees an IPv4 client as
-    # ::ffff:a.b.c.d, which Python before 3.13 does not call loopback.
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
 
 
 # -- running the pipeline ------------------------------------------------------

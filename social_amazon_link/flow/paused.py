@@ -153,19 +153,19 @@ def end_sign_ins(strategy: Any) -> None:
     sign-in paused (or started at Amazon) by the previous person would
     otherwise be finished by the next one, and linked to their account.
     Ended here: the pause (removed) and the OAuth2 sign-ins started and not
-    back yet (every key social-core keeps for one: the states, their index,
-    PKCE verifiers). The integration rotates its CSRF token besides.
+    back yet (every key social-core 7 keeps for one: ``<name>_state``,
+    ``<name>_code_verifier`` and ``<name>_oauth2_*``, the transactions with
+    their PKCE verifiers and their index). The integration rotates its CSRF
+    token besides.
     """
     for name in (PARTIAL_TOKEN_SESSION_NAME, PARTIAL_TOKEN_PENDING_SESSION_NAME):
         token = strategy.session_get(name)
         if isinstance(token, str) and token:
             strategy.clean_partial_pipeline(token)
-    prefixes = tuple(
-        prefix
-        for name in _backend_names(strategy)
-        for prefix in (f"{name}_state", f"{name}_oauth2_")
-    )
-    for key in [key for key in strategy.session_keys() if key.startswith(prefixes)]:
+    names = _backend_names(strategy)
+    keys = {f"{name}_{key}" for name in names for key in ("state", "code_verifier")}
+    prefixes = tuple(f"{name}_oauth2_" for name in names)
+    for key in [key for key in strategy.session_keys() if key in keys or key.startswith(prefixes)]:
         strategy.session_pop(key)
 
 
