@@ -944,23 +944,21 @@ class SQLAlchemyPasswordAttempts:
     @classmethod
     def clear(cls, user_id: Any, *, scope: str = "link") -> None:
         """The reserved try was right: forget the failures (and that try)."""
-        table = cls.__table__
-        with _writing() as session:
-            session.execute(
-                update(table)
-                .where(cls._counter(user_id, scope))
-                .values(failures=0, locked_until=0, pending=cls._one_less_pending())
-            )
+        cls._settle(user_id, scope, failures=0, locked_until=0)
 
     @classmethod
     def release(cls, user_id: Any, *, scope: str = "link") -> None:
         """The reserved try was not checked after all: give its place back, count nothing."""
-        table = cls.__table__
+        cls._settle(user_id, scope)
+
+    @classmethod
+    def _settle(cls, user_id: Any, scope: str, **values: Any) -> None:
+        """End a reserved try (one less pending), setting ``values`` besides."""
         with _writing() as session:
             session.execute(
-                update(table)
+                update(cls.__table__)
                 .where(cls._counter(user_id, scope))
-                .values(pending=cls._one_less_pending())
+                .values(pending=cls._one_less_pending(), **values)
             )
 
 
