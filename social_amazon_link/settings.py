@@ -28,6 +28,7 @@ __all__ = [
     "check_strategy_settings",
     "is_loopback_address",
     "scope_list",
+    "strategy_setting",
     "unverified_email_warning",
 ]
 
@@ -50,12 +51,8 @@ _PREFIX = "SOCIAL_AUTH_AMAZON_"
 log = logging.getLogger("social_amazon_link")
 
 
-def check_strategy_settings(strategy: Any) -> None:
-    """Check the settings as a sign-in reads them, through ``strategy.setting``.
-
-    Raises :class:`AmazonSettingsError`; logs :func:`unverified_email_warning`.
-    Integrations call it when the app starts.
-    """
+def strategy_setting(strategy: Any) -> Setting:
+    """The Amazon settings as a sign-in reads them, through ``strategy.setting``."""
     # Imported here: the backend imports this module.
     from .backend import AmazonOAuth2
 
@@ -64,6 +61,16 @@ def check_strategy_settings(strategy: Any) -> None:
         # and an instance would need a request.
         return strategy.setting(name, default, backend=AmazonOAuth2)
 
+    return setting
+
+
+def check_strategy_settings(strategy: Any) -> None:
+    """Check the settings as a sign-in reads them (:func:`strategy_setting`).
+
+    Raises :class:`AmazonSettingsError`; logs :func:`unverified_email_warning`.
+    Integrations call it when the app starts.
+    """
+    setting = strategy_setting(strategy)
     check_settings(setting)
     warning = unverified_email_warning(setting)
     if warning:

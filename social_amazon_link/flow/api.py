@@ -284,11 +284,10 @@ def error_answer(error: SocialAuthBaseException) -> Answer:
         getattr(error, "reason", error.code),
         error.stage,
     )
-    headers = dict(_NO_STORE)
     retry_after = str(getattr(error, "retry_after_seconds", None) or error.retry_after or "")
     if status in (429, 502, 503) and retry_after.isdigit():
-        headers["Retry-After"] = retry_after
-    return Answer(status, _dumps(body), headers)
+        return Answer.of(body, status, **{"Retry-After": retry_after})
+    return Answer.of(body, status)
 
 
 def server_error(error: BaseException, secrets: list[str]) -> tuple[Answer, str]:
