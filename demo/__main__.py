@@ -1,4 +1,4 @@
-"""``python -m demo``: the demo on 127.0.0.1:5000 and the LWA emulator on 127.0.0.1:5001.
+"""``python -m demo [--framework django]``: the demo on 127.0.0.1:5000, the LWA emulator on 5001.
 
 Each run starts on a fresh database (``instance/demo.sqlite3``, made anew and
 seeded), so every path of the README's table works in any order, after any
@@ -17,6 +17,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -28,9 +29,14 @@ from social_amazon_link.emulator import create_app as create_emulator
 from . import DEFAULT_DATABASE, amazon_settings, create_app, demo_client
 from .seed import AMAZON_IDENTITIES, seed
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
 #: Hosts a browser on this machine reaches the demo by: both names of loopback.
 LOOPBACK = ("127.0.0.1", "localhost")
 PROG = "python -m demo"
+#: The integrations the same demo is served from (CONTRACT.md: the demo).
+FRAMEWORKS = ("flask", "django")
 
 
 class CannotServe(Exception):
@@ -126,7 +132,29 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # the same clean stop as Ctrl-C
 
 
-def run(host: str, port: int, emulator_port: int) -> None:
+def build(framework: str, *, seed_demo: bool) -> WSGIApplication:
+    """The demo app of ``framework``, its database made and (in demo mode) seeded."""
+    if framework == "django":
+        from .django_project.wsgi import create_wsgi_app
+
+        return create_wsgi_app(seed_demo=seed_demo)
+    app = create_app()
+    # Real Amazon: no local accounts with the passwords the README
+    # publishes, and no links to identities only the emulator has.
+    if seed_demo:
+        seed(app)
+    return app
+
+
+def _database_errors(framework: str) -> tuple[type[Exception], ...]:
+    if framework == "django":
+        from django.db import DatabaseError
+
+        return (OperationalError, DatabaseError)
+    return (OperationalError,)
+
+
+def run(host: str, port: int, emulator_port: int, framework: str = "flask") -> None:
     """Bind both ports, build and seed the demo, then say where it serves and serve."""
     demo_mode = amazon_settings()["DEMO_MODE"]
     listener = _listen(host, port)
@@ -139,13 +167,9 @@ def run(host: str, port: int, emulator_port: int) -> None:
             os.environ["LWA_EMULATOR_URL"] = emulator.url
         database = fresh_database()
         try:
-            app = create_app()
-            # Real Amazon: no local accounts with the passwords the README
-            # publishes, and no links to identities only the emulator has.
-            if demo_mode:
-                seed(app)
-        except OperationalError as exc:
-            reason = str(exc.orig or exc).splitlines()[0]
+            app = build(framework, seed_demo=demo_mode)
+        except _database_errors(framework) as exc:
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
             raise CannotServe(f"cannot open the database: {reason}") from None
         server = make_server(host, port, app, threaded=True, fd=listener.fileno())
         if emulator is not None:
@@ -176,12 +200,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=5001,
         help="the LWA emulator's port, 0: any (default %(default)s)",
     )
+    parser.add_argument(
+        "--framework",
+        choices=FRAMEWORKS,
+        default="flask",
+        help="the integration that serves the demo (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.port == args.emulator_port != 0:
         parser.error("--port and --emulator-port must differ")
     signal.signal(signal.SIGTERM, _stop)
     try:
-        run(args.host, args.port, args.emulator_port)
+        run(args.host, args.port, args.emulator_port, args.framework)
     except CannotServe as exc:
         print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
         return 1

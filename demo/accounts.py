@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import re
-from typing import Any, cast
+from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import String, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -16,52 +15,25 @@ from werkzeug.wrappers import Response
 
 from social_amazon_link.flask.storage import FlaskStorage, database_outage
 from social_amazon_link.sqlalchemy_storage import Reservation
-from social_amazon_link.text import has_control_characters, valid_email
 
 from .csrf import check_csrf
 from .models import User
+from .rules import (
+    FIELDS,
+    account_page,
+    attempt_limits,
+    counted_check,
+    locked_message,
+    registration_errors,
+    usable_username,
+)
 
 bp = Blueprint("accounts", __name__)
 log = logging.getLogger(__name__)
 
-#: The attempt counter of this sign-in page (the linking prompt's is "link").
-SIGN_IN = "sign_in"
-
-USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,40}")
 #: Checked against when no account has the username, so that costs what a
 #: wrong password costs (the same hashing method as the accounts').
 _UNUSED_HASH = generate_password_hash("no account has this password")
-#: The registration form's fields besides the password, each a column of users.
-FIELDS = ("username", "email", "name", "postal_code")
-#: Optional, but when given it looks like a postal code of some country (and
-#: fits its column, :func:`_max_length`).
-POSTAL_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 -]+")
-
-#: How the account page words each security event of the linking flow.
-EVENT_LABELS = {
-    "linked": "Amazon account linked",
-    "unlinked": "Amazon account unlinked",
-    "wrong_password": "Wrong password while linking Amazon",
-    "wrong_code": "Wrong emailed code while linking Amazon",
-    "locked_out": "Linking locked after too many wrong passwords",
-    "link_refused": "Amazon link refused",
-    "email_updated": "Email updated from Amazon",
-    "email_sync_skipped": "Email from Amazon not copied",
-}
-#: And the details the linking steps record with them.
-DETAIL_LABELS = {
-    "new_account": "new account made with Amazon",
-    "signed_in": "connected while signed in",
-    "password": "proved with this account's password",
-    "email_code": "proved with an emailed code",
-    "wrong_password": "",
-    "wrong_code": "",
-    "other_username": "a guess that named another username with this email",
-    "no_password": "the account has no password to prove it is yours",
-    "other_sign_in": "the account signs in with another Amazon account",
-    "codes_sent": "too many codes emailed",
-    "identity_in_use": "that Amazon account belongs to another account",
-}
 
 
 def _db() -> Any:
@@ -120,46 +92,16 @@ def login() -> Any:
 
 
 def _counted_check(user: User, password: str) -> bool | Reservation:
-    """Check the password as one counted try: right, wrong, or the refusal (locked).
-
-    The library's attempt counter, as its linking prompt uses it, with the
-    same limits (``LINK_MAX_PASSWORD_ATTEMPTS`` per ``LINK_LOCKOUT_SECONDS``)
-    but a count of its own (scope ``sign_in``): a lock that anyone with the
-    account's email on their Amazon profile can cause on linking never stops
-    the owner signing in here, and the other way round.
-    """
-    attempts = FlaskStorage.link_attempts
-    config = current_app.config
-    limits = {
-        "max_attempts": int(config.get("SOCIAL_AUTH_AMAZON_LINK_MAX_PASSWORD_ATTEMPTS", 5)),
-        "lockout_seconds": int(config.get("SOCIAL_AUTH_AMAZON_LINK_LOCKOUT_SECONDS", 900)),
-        "scope": SIGN_IN,
-    }
-    # Waits while other tries of this account are being checked: a right
-    # password is refused only once wrong ones locked the account.
-    reservation = attempts.reserve(user.id, wait=10.0, **limits)
-    if not reservation.allowed:
-        return reservation
-    try:
-        right = user.check_password(password)
-    except BaseException:
-        attempts.release(user.id, scope=SIGN_IN)
-        raise
-    if right:
-        attempts.clear(user.id, scope=SIGN_IN)
-    else:
-        attempts.fail(user.id, **limits)
-    return right
+    """Check the password as one counted try (:func:`demo.rules.counted_check`)."""
+    limits = attempt_limits(current_app.config.get)
+    outcome: bool | Reservation = counted_check(
+        FlaskStorage.link_attempts, user.id, lambda: user.check_password(password), limits
+    )
+    return outcome
 
 
 def _locked(form: dict[str, str], retry_after: int) -> Response:
-    minutes = max(1, round(retry_after / 60))
-    wait = f"{retry_after} seconds" if retry_after < 90 else f"{minutes} minutes"
-    message = (
-        "Too many wrong passwords were tried for this account, so signing in with its "
-        f"password is paused. Try again in {wait}."
-    )
-    page = render_template("login.html", form=form, locked=message)
+    page = render_template("login.html", form=form, locked=locked_message(retry_after))
     response: Response = current_app.make_response((page, 429, {"Retry-After": str(retry_after)}))
     return response
 
@@ -173,7 +115,7 @@ def register() -> Any:
     if request.method == "POST":
         check_csrf()
         password = request.form.get("password", "")
-        errors = _registration_errors(form, password)
+        errors = registration_errors(form, password, lambda name: _find_user(name) is not None)
         if not errors:
             db = _db()
             user = User(
@@ -196,67 +138,19 @@ def _to_account() -> Response:
 
 def _find_user(username: str) -> User | None:
     """The account with this username (in any case), or None: none has it, or none could."""
-    username = username.strip()
-    # Not even a query: PostgreSQL refuses a NUL in a string (an error, not
-    # "no such user"), and a name longer than the column matches nothing.
-    if has_control_characters(username) or len(username) > _max_length("username"):
+    usable = usable_username(username)
+    if usable is None:
         return None
-    query = select(User).where(func.lower(User.username) == username.lower())
+    query = select(User).where(func.lower(User.username) == usable.lower())
     user: User | None = _db().scalars(query).first()
     return user
-
-
-def _registration_errors(form: dict[str, str], password: str) -> dict[str, str]:
-    """What to correct before the account can be created, by field."""
-    # Control characters and lengths first, the lengths those of the columns:
-    # PostgreSQL refuses a NUL or an over-long string with an error (a 500),
-    # where SQLite would have stored it.
-    errors = {
-        name: "Remove the control characters."
-        for name, value in [*form.items(), ("password", password)]
-        if has_control_characters(value)
-    }
-    for name in ("email", "name"):  # the username's own rule is stricter
-        if name not in errors and len(form[name]) > _max_length(name):
-            errors[name] = f"At most {_max_length(name)} characters."
-    if "username" not in errors:
-        if not USERNAME.fullmatch(form["username"]):
-            errors["username"] = "3 to 40 letters, digits, dots, dashes or underscores."
-        elif _find_user(form["username"]) is not None:
-            errors["username"] = "This username is taken."
-    postal_code, longest = form["postal_code"], _max_length("postal_code")
-    if "postal_code" not in errors and postal_code:
-        if len(postal_code) > longest or not POSTAL_CODE.fullmatch(postal_code):
-            errors["postal_code"] = f"Letters, digits, spaces or dashes, at most {longest}."
-    # The library's rule: one canonical spelling per address (no trailing dot).
-    if "email" not in errors and not valid_email(form["email"]):
-        errors["email"] = "Enter an email address."
-    if "password" not in errors and len(password) < 8:
-        errors["password"] = "At least 8 characters."
-    return errors
-
-
-def _max_length(column: str) -> int:
-    """The length of a users column (``String(n)`` in :mod:`demo.models`)."""
-    return int(cast(String, User.__table__.c[column].type).length or 0)
 
 
 @bp.get("/account")
 @login_required
 def account() -> str:
-    links = sorted(current_user.social_auth, key=lambda link: link.id)
-    amazon_links = [link for link in links if link.provider == "amazon"]
-    allowed = FlaskStorage.user.allowed_to_disconnect
     return render_template(
-        "account.html",
-        user=current_user,
-        amazon_links=amazon_links,
-        # Asked of the storage the disconnect pipeline asks: never the last
-        # way to sign in, so a link may go while a password or another stays.
-        can_unlink={link.id for link in amazon_links if allowed(current_user, "amazon", link.id)},
-        events=FlaskStorage.link_events.for_user(current_user.id, limit=10),
-        event_labels=EVENT_LABELS,
-        detail_labels=DETAIL_LABELS,
+        "account.html", **account_page(current_user, current_user.social_auth, FlaskStorage)
     )
 
 

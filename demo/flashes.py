@@ -33,18 +33,32 @@ def link_confirmed(
     **kwargs: Any,
 ) -> None:
     """Last step of the sign-in pipeline: say which Amazon account was just linked."""
-    if social is None or not new_association:
-        return  # an Amazon account linked before: a plain sign-in
-    if is_new:
-        flash(f"Your account was made with Amazon account {amazon_account(social)}.", "info")
-    else:
-        flash(f"Amazon account {amazon_account(social)} linked.", "info")
+    for message in linked_messages(social, new_association, is_new):
+        flash(message, "info")
 
 
 def unlink_confirmed(backend: Any, *args: Any, entries: Any = (), **kwargs: Any) -> None:
     """Last step of the disconnect pipeline: say which Amazon account was unlinked."""
-    for entry in entries or ():
-        flash(f"Amazon account {amazon_account(entry)} unlinked.", "info")
+    for message in unlinked_messages(entries):
+        flash(message, "info")
+
+
+def linked_messages(social: Any, new_association: bool, is_new: bool) -> list[str]:
+    """What to tell once a sign-in ends: nothing after a plain sign-in (either framework)."""
+    if social is None or not new_association:
+        return []  # an Amazon account linked before: a plain sign-in
+    if is_new:
+        return [f"Your account was made with Amazon account {amazon_account(social)}."]
+    return [f"Amazon account {amazon_account(social)} linked."]
+
+
+def unlinked_messages(entries: Any) -> list[str]:
+    """What to tell once links are removed (either framework)."""
+    return [f"Amazon account {amazon_account(entry)} unlinked." for entry in entries or ()]
+
+
+#: A paused sign-in cancelled on its prompt page (either framework).
+CANCELLED = "Sign-in cancelled. Nothing was changed."
 
 
 def init_flashes(app: Flask) -> None:
@@ -58,5 +72,5 @@ def init_flashes(app: Flask) -> None:
             and request.form.get("action") == "cancel"
             and response.status_code == 302
         ):
-            flash("Sign-in cancelled. Nothing was changed.", "info")
+            flash(CANCELLED, "info")
         return response

@@ -9,6 +9,8 @@ from sqlalchemy import DateTime, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .rules import MAX_LENGTHS
+
 
 class Base(DeclarativeBase):
     pass
@@ -18,12 +20,14 @@ class User(UserMixin, Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(80), unique=True)
-    email: Mapped[str | None] = mapped_column(String(254), index=True)
+    username: Mapped[str] = mapped_column(String(MAX_LENGTHS["username"]), unique=True)
+    email: Mapped[str | None] = mapped_column(String(MAX_LENGTHS["email"]), index=True)
     # None for accounts that sign in with Amazon only.
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
-    name: Mapped[str | None] = mapped_column(String(120), default=None)
-    postal_code: Mapped[str | None] = mapped_column(String(20), default=None)
+    name: Mapped[str | None] = mapped_column(String(MAX_LENGTHS["name"]), default=None)
+    postal_code: Mapped[str | None] = mapped_column(
+        String(MAX_LENGTHS["postal_code"]), default=None
+    )
     created: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=lambda: datetime.now(UTC)
     )

@@ -1,7 +1,8 @@
 """Demo data: local accounts and emulated Amazon identities, one pair per path of the flow.
 
 ``python -m demo`` (with the emulator; never with real Amazon) and the browser
-tests seed the same data with :func:`seed`:
+tests seed the same data with :func:`seed` (Flask) or :func:`seed_into` (either
+framework: the Django demo's ``seed`` command):
 
 - **Ada Lovelace** has no local account: Login with Amazon creates one at once.
 - **Grace Hopper**'s email belongs to the local account ``grace``: linking asks
@@ -24,13 +25,14 @@ tests seed the same data with :func:`seed`:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
-from flask import Flask
 from sqlalchemy import select
 
-from social_amazon_link.flask.storage import FlaskStorage
-
 from .models import User
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 @dataclass(frozen=True)
@@ -87,38 +89,53 @@ AMAZON_IDENTITIES = [
 LINKS = [("katherine", KATHERINE_ID, "katherine.old@example.com")]
 
 
-def seed_local_users(app: Flask) -> None:
-    """Create the demo's local accounts that do not exist yet."""
-    with app.app_context():
-        db = app.extensions["demo_db"]
-        for local in LOCAL_USERS:
-            if db.scalars(select(User.id).where(User.username == local.username)).first():
-                continue
-            user = User(username=local.username, email=local.email, name=local.name)
-            if local.password is not None:
-                user.set_password(local.password)
-            db.add(user)
-        db.commit()
+class Accounts(Protocol):
+    """How :func:`seed_into` reaches a framework's own user table."""
+
+    def find(self, username: str) -> Any: ...
+
+    def add(self, local: LocalUser) -> None: ...
 
 
-def seed_links(app: Flask) -> None:
-    """Link local accounts to Amazon identities, as an earlier sign-in would have."""
-    with app.app_context():
-        db = app.extensions["demo_db"]
-        for username, amazon_user_id, seen_email in LINKS:
-            if FlaskStorage.user.get_social_auth("amazon", amazon_user_id) is not None:
-                continue
-            user = db.scalars(select(User).where(User.username == username)).one()
-            social = FlaskStorage.user.create_social_auth(
-                user, amazon_user_id, "amazon", id_key="user_id"
-            )
-            # What load_extra_data kept from that sign-in's profile.
-            name = next(i["name"] for i in AMAZON_IDENTITIES if i["user_id"] == amazon_user_id)
-            social.set_extra_data({"user_id": amazon_user_id, "name": name, "email": seen_email})
-            social.save()
+def seed_into(accounts: Accounts, storage: Any) -> None:
+    """The demo's local accounts and links that do not exist yet (either framework).
+
+    ``storage`` is the integration's storage (``FlaskStorage``,
+    ``DjangoStorage``): links are made as an earlier sign-in would have made them.
+    """
+    for local in LOCAL_USERS:
+        if accounts.find(local.username) is None:
+            accounts.add(local)
+    for username, amazon_user_id, seen_email in LINKS:
+        if storage.user.get_social_auth("amazon", amazon_user_id) is not None:
+            continue
+        user = accounts.find(username)
+        social = storage.user.create_social_auth(user, amazon_user_id, "amazon", id_key="user_id")
+        # What load_extra_data kept from that sign-in's profile.
+        name = next(i["name"] for i in AMAZON_IDENTITIES if i["user_id"] == amazon_user_id)
+        social.set_extra_data({"user_id": amazon_user_id, "name": name, "email": seen_email})
+        social.save()
+
+
+class _FlaskAccounts:
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    def find(self, username: str) -> User | None:
+        user: User | None = self.db.scalars(select(User).where(User.username == username)).first()
+        return user
+
+    def add(self, local: LocalUser) -> None:
+        user = User(username=local.username, email=local.email, name=local.name)
+        if local.password is not None:
+            user.set_password(local.password)
+        self.db.add(user)
+        self.db.commit()
 
 
 def seed(app: Flask) -> None:
-    """Everything the demo starts with (safe to run again: nothing is duplicated)."""
-    seed_local_users(app)
-    seed_links(app)
+    """Everything the Flask demo starts with (safe to run again: nothing is duplicated)."""
+    from social_amazon_link.flask.storage import FlaskStorage
+
+    with app.app_context():
+        seed_into(_FlaskAccounts(app.extensions["demo_db"]), FlaskStorage)
