@@ -105,6 +105,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="sqlite,postgres",
         help="databases to run the database tests on (comma-separated: sqlite, postgres)",
     )
+    parser.addoption(
+        "--framework",
+        default="flask,django",
+        help="integrations to run the framework tests on (comma-separated: flask, django)",
+    )
 
 
 DATABASE_KINDS = ("sqlite", "postgres")
@@ -121,14 +126,32 @@ def database_kinds(config: pytest.Config) -> list[str]:
     return kinds
 
 
+FRAMEWORKS = ("flask", "django")
+
+
+def frameworks(config: pytest.Config) -> list[str]:
+    """The integrations ``--framework`` names, refusing any other."""
+    names = [name.strip() for name in config.getoption("--framework").split(",") if name.strip()]
+    unknown = sorted(set(names) - set(FRAMEWORKS))
+    if unknown or not names:
+        raise pytest.UsageError(
+            f"--framework takes a comma-separated list of {', '.join(FRAMEWORKS)}, not {unknown}"
+        )
+    return names
+
+
 def pytest_configure(config: pytest.Config) -> None:
     database_kinds(config)  # a wrong --db stops the run before anything starts
+    frameworks(config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Every test that touches the app's database runs once per database.
     if "database_url" in metafunc.fixturenames:
         metafunc.parametrize("db_kind", database_kinds(metafunc.config))
+    # And every test that takes a framework, once per integration.
+    if "framework" in metafunc.fixturenames:
+        metafunc.parametrize("framework", frameworks(metafunc.config))
 
 
 @pytest.fixture(scope="session")
@@ -202,11 +225,13 @@ def browser() -> Iterator[requests.Session]:
 
 
 @pytest.fixture
-def site(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def site(
+    database_url: str, framework: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
     """The demo and its emulator, served as ``python -m demo`` serves them (:class:`DemoSite`)."""
     from tests.browser_support import DemoSite
 
     monkeypatch.chdir(tmp_path)  # the demo makes ./instance
-    demo = DemoSite.start(database_url)
+    demo = DemoSite.start(database_url, framework)
     yield demo
     demo.close()

@@ -88,6 +88,7 @@ AUTHENTICATION_BACKENDS = [
     "social_amazon_link.backend.AmazonOAuth2",
     "django.contrib.auth.backends.ModelBackend",
 ]
+SOCIAL_AUTH_STRATEGY = "social_amazon_link.django.strategy.DjangoStrategy"
 SOCIAL_AUTH_STORAGE = "social_amazon_link.django.storage.DjangoStorage"
 SOCIAL_AUTH_LOGIN_URL = "/login"
 SOCIAL_AUTH_LOGIN_REDIRECT_URL = "/account"

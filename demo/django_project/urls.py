@@ -1,4 +1,4 @@
-"""The Django demo's URLs: its own pages, then Login with Amazon's two includes."""
+"""The Django demo's URLs: its own pages, then Login with Amazon's include."""
 
 from __future__ import annotations
 
@@ -20,9 +20,8 @@ urlpatterns = [
     path("demo/outbox", views.outbox, name="outbox"),
     # The demo's one stylesheet (no collectstatic for a demo).
     path("static/<path:path>", serve, {"document_root": STATIC}),
-    # Login with Amazon: social_django's /login/amazon/, /complete/amazon/ and
-    # /disconnect/amazon/<id>/, and this library's prompt pages and /api/amazon/.
-    path("", include("social_django.urls", namespace="social")),
+    # Login with Amazon: /login/amazon/, /complete/amazon/, /disconnect/amazon/<id>/,
+    # the prompt pages and /api/amazon/ (social_django's URLs come with it).
     path("", include("social_amazon_link.django.urls")),
 ]
 
