@@ -17,11 +17,11 @@ import secrets
 from flask import current_app, g, session
 
 from ..errors import InvalidRequest
+from ..flow.prompts import FORM_EXPIRED
 
 __all__ = ["check_csrf", "csrf_token", "rotate_csrf"]
 
 SESSION_KEY = "_amazon_link_csrf"
-_EXPIRED = "The form expired. Please reload the page and try again."
 
 
 def _flask_wtf_protects() -> bool:
@@ -49,7 +49,7 @@ def check_csrf(sent: object) -> None:
         try:
             validate_csrf(sent)
         except ValidationError:
-            raise InvalidRequest(_EXPIRED) from None
+            raise InvalidRequest(FORM_EXPIRED) from None
         return
     expected = session.get(SESSION_KEY)
     if (
@@ -57,7 +57,7 @@ def check_csrf(sent: object) -> None:
         or not isinstance(expected, str)
         or not hmac.compare_digest(sent, expected)
     ):
-        raise InvalidRequest(_EXPIRED)
+        raise InvalidRequest(FORM_EXPIRED)
 
 
 def rotate_csrf() -> None:

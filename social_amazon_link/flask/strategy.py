@@ -31,6 +31,7 @@ from social_core.utils import build_absolute_uri, user_is_authenticated
 from werkzeug.wrappers import Response
 
 from ..flow.login import allows_inactive
+from ..flow.prompts import prompt_request_data
 
 __all__ = ["PROMPT_PAGES", "FlaskStrategy", "FlaskTemplateStrategy", "signed_in_user"]
 
@@ -59,10 +60,7 @@ class FlaskStrategy(BaseStrategy[Response]):
 
     def get_request_data(self, merge: bool = True) -> dict[str, Any]:
         if request.blueprint == PROMPT_PAGES:
-            # A prompt page's form holds a password or a code: it reaches the
-            # steps as their answer keyword, and must not become request data,
-            # which social-core stores with any later pause.
-            return {k: v for k, v in request.values.items() if k in ("partial_token", "next")}
+            return prompt_request_data(request.values)
         if merge:
             data = request.form.to_dict()
             data.update(request.args.to_dict())

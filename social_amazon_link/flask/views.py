@@ -15,7 +15,7 @@ from flask.typing import ResponseReturnValue
 from social_flask.utils import load_strategy
 
 from ..flow.pages import PromptPage, answer_prompt, cancel_prompt, open_prompt
-from .csrf import check_csrf
+from .csrf import check_csrf, csrf_token
 from .strategy import PROMPT_PAGES
 
 __all__ = ["bp"]
@@ -45,4 +45,5 @@ def _prompt(name: str) -> ResponseReturnValue:
         if not isinstance(result, PromptPage):
             response: ResponseReturnValue = result
             return response
-    return render_template(page.template, **page.context), page.status
+    context = {**page.context, "csrf_token": csrf_token(), "action": request.path}
+    return render_template(page.template, **context), page.status

@@ -14,6 +14,7 @@ from typing import Any
 from social_amazon_link.pipelines.registration import DEFAULT_REQUIRED_FIELDS, FORM_FIELDS
 
 __all__ = [
+    "FORM_EXPIRED",
     "NOT_ANSWERS",
     "PAGES",
     "PROMPTS",
@@ -21,6 +22,7 @@ __all__ = [
     "answer_fields",
     "pause_answer",
     "prompt_fields",
+    "prompt_request_data",
 ]
 
 
@@ -73,6 +75,19 @@ PAGES: dict[str, tuple[str, ...]] = {
 
 #: A prompt page's form fields that are not part of the person's answer.
 NOT_ANSWERS = ("csrf_token", "partial_token", "action", "next")
+
+#: What a form of the integration whose CSRF token is wrong or missing shows.
+FORM_EXPIRED = "The form expired. Please reload the page and try again."
+
+
+def prompt_request_data(values: Any) -> dict[str, Any]:
+    """The request data of a prompt page's request (the strategy's ``get_request_data``).
+
+    Its form holds a password or a code: that reaches the steps as their
+    answer keyword, and must not become request data, which social-core
+    stores with any later pause.
+    """
+    return {k: values[k] for k in ("partial_token", "next") if k in values}
 
 
 def prompt_fields(kind: str, backend: Any) -> tuple[str, ...]:

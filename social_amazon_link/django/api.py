@@ -1,0 +1,77 @@
+"""The mobile JSON API on Django, at ``/api/amazon/``: routes to :mod:`social_amazon_link.flow.api`.
+
+What each endpoint reads, does and answers is the core's; these views read
+the body, call it and send its :class:`~social_amazon_link.flow.api.Answer`.
+They are CSRF-exempt: every endpoint reads only an ``application/json``
+body, which a cross-site form cannot send (and a cross-site script only
+after a CORS preflight, answered 405 here).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from social_core.exceptions import SocialAuthBaseException
+from social_django.utils import load_strategy
+
+from ..flow import api
+from ..flow.paused import load_backend
+
+__all__ = ["endpoint", "not_found"]
+
+log = logging.getLogger("social_amazon_link")
+
+Endpoint = Callable[..., api.Answer]
+
+
+def endpoint(call: Endpoint) -> Callable[[HttpRequest], HttpResponse]:
+    """The view of one endpoint: POST runs ``call``, any other method is 405."""
+
+    @csrf_exempt
+    @login_not_required
+    def view(request: HttpRequest) -> HttpResponse:
+        if request.method != "POST":
+            return _send(api.METHOD_NOT_ALLOWED)
+        secrets: list[str] = []
+        try:
+            return _send(_call(request, call, secrets.extend))
+        except SocialAuthBaseException as error:
+            return _send(api.error_answer(error))
+        except Exception as error:
+            unavailable = load_strategy(request).storage.database_unavailable(error)
+            if unavailable is not None:
+                return _send(api.error_answer(unavailable))
+            answer, text = api.server_error(error, secrets)
+            log.error("Login with Amazon (API): unexpected error\n%s", text)
+            return _send(answer)
+
+    view.__name__ = view.__qualname__ = call.__name__
+    routed: Callable[[HttpRequest], HttpResponse] = view
+    return routed
+
+
+def _call(request: HttpRequest, call: Endpoint, keep: Callable[[Any], None]) -> api.Answer:
+    length = request.META.get("CONTENT_LENGTH")
+    body = api.read_json(
+        request.read, int(length) if length and length.isdigit() else None, request.content_type
+    )
+    strategy = load_strategy(request)
+    return call(strategy, load_backend(strategy, "amazon"), body, lambda *s: keep(s))
+
+
+@csrf_exempt
+@login_not_required
+def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
+    return _send(api.NOT_FOUND)
+
+
+def _send(answer: api.Answer) -> HttpResponse:
+    response = HttpResponse(answer.text, status=answer.status, content_type="application/json")
+    for name, value in answer.headers.items():
+        response[name] = value
+    return response

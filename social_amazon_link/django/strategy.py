@@ -1,0 +1,68 @@
+"""The Django strategy: social_django's, with the flow's hooks (``flow.AdapterStrategy``).
+
+Select it with ``SOCIAL_AUTH_STRATEGY =
+"social_amazon_link.django.strategy.DjangoStrategy"`` (and the storage with
+``SOCIAL_AUTH_STORAGE = "social_amazon_link.django.storage.DjangoStorage"``).
+Rule 7 is ``django.contrib.auth.login`` with the backend's dotted path: the
+app's session, ``user_logged_in`` signal and session-key rotation behave as
+for its own sign-in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.auth import login
+from django.urls import reverse
+from social_core.utils import user_is_authenticated
+from social_django.strategy import DjangoStrategy as SocialDjangoStrategy
+
+from ..flow.prompts import prompt_request_data
+
+__all__ = ["PROMPT_VIEWS", "DjangoStrategy", "backend_path", "signed_in_user"]
+
+#: The URL names of the prompt pages (:mod:`.views`).
+PROMPT_VIEWS = ("amazon_link_password", "amazon_link_register")
+
+
+class DjangoStrategy(SocialDjangoStrategy):
+    """Bind social-core to the current Django request, session and settings."""
+
+    def get_request_data(self, merge: bool = True) -> Any:
+        match = getattr(self.request, "resolver_match", None)
+        if self.request is not None and match is not None and match.url_name in PROMPT_VIEWS:
+            values = self.request.GET.dict()
+            values.update(self.request.POST.dict())
+            return prompt_request_data(values)
+        return super().get_request_data(merge)
+
+    def session_keys(self) -> Iterable[str]:
+        return list(self.session.keys())
+
+    def request_remote_addr(self) -> str | None:
+        return None if self.request is None else self.request.META.get("REMOTE_ADDR")
+
+    def complete_url(self, backend_name: str) -> str:
+        return str(reverse("social:complete", args=(backend_name,)))
+
+    def signed_in_user(self) -> Any:
+        """The user the app's Django session has signed in, or None."""
+        return signed_in_user(self.request)
+
+    def login_user(self, backend: Any, user: Any, social_user: Any) -> None:
+        """Rule 7: ``django.contrib.auth.login`` with the backend's dotted path
+        (which must be in ``AUTHENTICATION_BACKENDS``: the system checks say so)."""
+        login(self._require_request(), user, backend=backend_path(backend))
+
+
+def backend_path(backend: Any) -> str:
+    """The dotted path Django's session keeps for ``backend`` (a class or an instance)."""
+    cls = backend if isinstance(backend, type) else type(backend)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def signed_in_user(request: Any) -> Any:
+    """The user the app's session has signed in on ``request``, or None."""
+    user = getattr(request, "user", None)
+    return user if user is not None and user_is_authenticated(user) else None
