@@ -25,7 +25,7 @@ install: $(STAMP)
 # make demo FRAMEWORK=django: the same demo served by the Django integration.
 # A .venv built for the tests (.[dev]) holds what the demo needs already.
 demo: $(if $(wildcard $(STAMP)),$(STAMP),$(DEMO_STAMP))
-	$(BIN)/python -m demo $(if $(FRAMEWORK),--framework $(FRAMEWORK)) $(if $(PORT),--port $(PORT)) $(if $(EMULATOR_PORT),--emulator-port $(EMULATOR_PORT))
+	$(BIN)/python -m demo$(if $(FRAMEWORK), --framework $(FRAMEWORK))$(if $(PORT), --port $(PORT))$(if $(EMULATOR_PORT), --emulator-port $(EMULATOR_PORT))
 
 # Chromium and PostgreSQL 15 first: installed when missing (as root, apt-get),
 # or one message in the first seconds saying what to install.

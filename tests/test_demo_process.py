@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import queue
 import re
 import socket
 import sqlite3
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -19,9 +16,8 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from tests.browser_support import REPO, DemoProcess, start_with_amazon
 from tests.forms import first_form
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -30,61 +26,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class DemoProcess:
-    """``python -m demo`` running in ``cwd``, its output read line by line."""
-
-    def __init__(self, cwd: Path, *args: str, **env: str) -> None:
-        # Only what the test sets: no Amazon credentials, database or emulator
-        # URL of the shell running the tests.
-        inherited = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("AMAZON_") and k not in ("DATABASE_URL", "LWA_EMULATOR_URL")
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "demo", *args],
-            cwd=cwd,  # the demo keeps its SQLite file in ./instance
-            env={**inherited, "PYTHONPATH": str(REPO), **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
-    def line_starting(self, prefix: str, seconds: float = 30.0) -> str:
-        """The first output line that starts with ``prefix`` (AssertionError at exit)."""
-        deadline = time.monotonic() + seconds
-        while True:
-            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            assert line is not None, f"the demo exited: {self.output}"
-            self.output.append(line)
-            if line.startswith(prefix):
-                return line
-
-    def finish(self, seconds: float = 30.0) -> tuple[int, list[str]]:
-        """Wait for it to exit; its exit code and every line it printed."""
-        code = self.process.wait(timeout=seconds)
-        while (line := self.lines.get(timeout=seconds)) is not None:
-            self.output.append(line)
-        return code, self.output
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
 @contextmanager
-def python_m_demo(cwd: Path, port: int, emulator_port: int, **env: str) -> Iterator[str]:
+def python_m_demo(
+    cwd: Path, port: int, emulator_port: int, framework: str = "flask", **env: str
+) -> Iterator[str]:
     """Run ``python -m demo`` in ``cwd`` with ``env``; yield its URL once it says it serves."""
-    demo = DemoProcess(cwd, "--port", str(port), "--emulator-port", str(emulator_port), **env)
+    ports = ("--port", str(port), "--emulator-port", str(emulator_port))
+    demo = DemoProcess(cwd, "--framework", framework, *ports, **env)
     try:
         base = f"http://127.0.0.1:{port}"
         assert demo.line_starting("Demo on ") == f"Demo on {base}  (Ctrl-C to stop)"
@@ -105,7 +53,7 @@ def allow_first_identity(
     return answer, user_id
 
 
-def test_python_m_demo_serves_and_signs_in_with_amazon(tmp_path, db_kind, database_url):
+def test_python_m_demo_serves_and_signs_in_with_amazon(tmp_path, db_kind, database_url, framework):
     port, emulator_port = free_port(), free_port()
     # A URL left in the shell by an earlier run: the demo uses the emulator it starts.
     env = {"LWA_EMULATOR_URL": f"http://127.0.0.1:{free_port()}"}
@@ -113,12 +61,12 @@ def test_python_m_demo_serves_and_signs_in_with_amazon(tmp_path, db_kind, databa
         database_url = f"sqlite:///{tmp_path / 'instance' / 'demo.sqlite3'}"
     else:
         env["DATABASE_URL"] = database_url
-    with python_m_demo(tmp_path, port, emulator_port, **env) as base:
+    with python_m_demo(tmp_path, port, emulator_port, framework, **env) as base:
         browser = requests.Session()
         login = browser.get(f"{base}/login")
         assert 'id="demo-hint"' in login.text and "Login with Amazon" in login.text
 
-        amazon = browser.get(f"{base}/login/amazon/")
+        amazon = start_with_amazon(browser, f"{base}/login")
         assert amazon.url.startswith(f"http://127.0.0.1:{emulator_port}/ap/oa")
         account, ada = allow_first_identity(browser, amazon)
         assert account.url == f"{base}/account"
@@ -128,7 +76,7 @@ def test_python_m_demo_serves_and_signs_in_with_amazon(tmp_path, db_kind, databa
 
         # Opened as localhost, not 127.0.0.1: the emulator knows that callback too.
         other = requests.Session()
-        amazon = other.get(f"http://localhost:{port}/login/amazon/")
+        amazon = start_with_amazon(other, f"http://localhost:{port}/login")
         assert amazon.status_code == 200
         assert "redirect_uri=http://localhost:" in amazon.url
         answer, _ = allow_first_identity(other, amazon)
@@ -145,13 +93,14 @@ def test_python_m_demo_serves_and_signs_in_with_amazon(tmp_path, db_kind, databa
         engine.dispose()
 
 
-def test_python_m_demo_with_real_amazon_seeds_no_demo_accounts(tmp_path):
+def test_python_m_demo_with_real_amazon_seeds_no_demo_accounts(tmp_path, framework):
     port, emulator_port = free_port(), free_port()
     real = {"AMAZON_CLIENT_ID": "amzn1.application-oa2-client.real", "AMAZON_CLIENT_SECRET": "s"}
-    with python_m_demo(tmp_path, port, emulator_port, **real, AMAZON_REGION="") as base:
+    with python_m_demo(tmp_path, port, emulator_port, framework, **real, AMAZON_REGION="") as base:
         login = requests.get(f"{base}/login")
         assert "Login with Amazon" in login.text and 'id="demo-hint"' not in login.text
-        amazon = requests.get(f"{base}/login/amazon/", allow_redirects=False)
+        assert requests.get(f"{base}/demo/outbox").status_code == 404
+        amazon = start_with_amazon(requests.Session(), f"{base}/login", allow_redirects=False)
         assert amazon.headers["Location"].startswith("https://www.amazon.com/ap/oa?")
         with socket.socket() as sock:  # no emulator
             assert sock.connect_ex(("127.0.0.1", emulator_port)) != 0
@@ -178,17 +127,18 @@ def usernames(database_url: str) -> list[str]:
 
 def sign_in_as_ada(base: str) -> None:
     browser = requests.Session()
-    account, _ada = allow_first_identity(browser, browser.get(f"{base}/login/amazon/"))
+    account, _ada = allow_first_identity(browser, start_with_amazon(browser, f"{base}/login"))
     assert account.url == f"{base}/account"
 
 
-def test_each_run_starts_on_a_fresh_seeded_database(tmp_path):
+def test_each_run_starts_on_a_fresh_seeded_database(tmp_path, framework):
     database = tmp_path / "instance" / "demo.sqlite3"
-    with python_m_demo(tmp_path, free_port(), free_port()) as base:
+    with python_m_demo(tmp_path, free_port(), free_port(), framework) as base:
         sign_in_as_ada(base)
     assert usernames(f"sqlite:///{database}") == sorted([*seeded_usernames(), "AdaLovelace"])
 
-    demo = DemoProcess(tmp_path, "--port", str(free_port()), "--emulator-port", str(free_port()))
+    ports = ("--port", str(free_port()), "--emulator-port", str(free_port()))
+    demo = DemoProcess(tmp_path, "--framework", framework, *ports)
     try:
         line = demo.line_starting("Database: ")
         assert line == (
@@ -202,12 +152,16 @@ def test_each_run_starts_on_a_fresh_seeded_database(tmp_path):
         demo.stop()
 
 
-def test_with_database_url_the_database_is_kept_and_said_so(tmp_path, db_kind, database_url):
+def test_with_database_url_the_database_is_kept_and_said_so(
+    tmp_path, db_kind, database_url, framework
+):
     if db_kind == "sqlite":  # not the default file: one the person chose
         database_url = f"sqlite:///{tmp_path / 'mine.sqlite3'}"
     for run in range(2):
         demo = DemoProcess(
             tmp_path,
+            "--framework",
+            framework,
             *("--port", str(port := free_port()), "--emulator-port", str(free_port())),
             DATABASE_URL=database_url,
         )
@@ -260,8 +214,8 @@ def test_a_busy_port_is_one_line_that_says_what_to_do(tmp_path, busy):
     assert (instance / "demo.sqlite3").read_bytes() == b"the running demo's data"
 
 
-def test_port_zero_serves_on_a_free_port_and_says_which(tmp_path):
-    demo = DemoProcess(tmp_path, "--port", "0", "--emulator-port", "0")
+def test_port_zero_serves_on_a_free_port_and_says_which(tmp_path, framework):
+    demo = DemoProcess(tmp_path, "--framework", framework, "--port", "0", "--emulator-port", "0")
     try:
         emulator = demo.line_starting("LWA emulator on http://127.0.0.1:").split()[-1]
         served = re.fullmatch(
@@ -270,7 +224,7 @@ def test_port_zero_serves_on_a_free_port_and_says_which(tmp_path):
         )
         assert served is not None and served.group(2) != "0"
         browser = requests.Session()
-        amazon = browser.get(f"{served.group(1)}/login/amazon/")
+        amazon = start_with_amazon(browser, f"{served.group(1)}/login")
         assert amazon.url.startswith(f"{emulator}/ap/oa?")
         assert '<strong id="app-name">Acme Books</strong>' in amazon.text
     finally:
@@ -283,12 +237,13 @@ def test_port_zero_serves_on_a_free_port_and_says_which(tmp_path):
         ([], ""),
         (["PORT=5050", "EMULATOR_PORT=5051"], " --port 5050 --emulator-port 5051"),
         (["PORT=5050"], " --port 5050"),
+        (["FRAMEWORK=django", "PORT=5050"], " --framework django --port 5050"),
     ],
 )
 def test_make_demo_passes_the_ports_on(make_args, demo_args):
     # Not the variables of a make this suite may run under (`make test`):
     # they would change what the inner make prints.
-    ignored = ("PORT", "EMULATOR_PORT", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")
+    ignored = ("PORT", "EMULATOR_PORT", "FRAMEWORK", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")
     env = {k: v for k, v in os.environ.items() if k not in ignored}
     dry_run = subprocess.run(
         ["make", "--no-print-directory", "--always-make", "-n", "demo", *make_args],
@@ -299,3 +254,33 @@ def test_make_demo_passes_the_ports_on(make_args, demo_args):
         check=True,
     )
     assert dry_run.stdout.splitlines()[-1].rstrip() == f".venv/bin/python -m demo{demo_args}"
+
+
+def test_the_django_demo_starts_a_sign_in_on_a_post_only(tmp_path):
+    with python_m_demo(tmp_path, free_port(), free_port(), "django") as base:
+        # social_django 8: a GET of /login/amazon/ starts nothing, 405.
+        refused = requests.get(f"{base}/login/amazon/", allow_redirects=False)
+        assert refused.status_code == 405
+        # Nor does a POST without the page's CSRF token.
+        assert requests.post(f"{base}/login/amazon/", allow_redirects=False).status_code != 302
+        # The page's form (its token) does: to the emulator's sign-in page.
+        started = start_with_amazon(requests.Session(), f"{base}/login", allow_redirects=False)
+        assert started.status_code == 302 and "/ap/oa?" in started.headers["Location"]
+
+
+def test_manage_py_check_is_clean_on_the_django_demo(tmp_path):
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")
+    }
+    checked = subprocess.run(
+        [sys.executable, str(REPO / "demo" / "manage.py"), "check", "--fail-level", "WARNING"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert (checked.returncode, checked.stdout.strip(), checked.stderr) == (
+        0,
+        "System check identified no issues (0 silenced).",
+        "",
+    )

@@ -37,6 +37,8 @@ class User(AbstractBaseUser):
     name = models.CharField(max_length=MAX_LENGTHS["name"], null=True)
     postal_code = models.CharField(max_length=MAX_LENGTHS["postal_code"], null=True)
     created = models.DateTimeField(default=timezone.now)
+    # social_django looks accounts up among active ones; the Flask table has none inactive.
+    is_active = models.BooleanField(default=True, db_default=True)
 
     USERNAME_FIELD = "username"
     EMAIL_FIELD = "email"

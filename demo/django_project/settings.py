@@ -112,3 +112,12 @@ globals().update(_amazon)
 if DEMO_MODE:
     # The seeded accounts without a password get their codes on the Outbox page.
     SOCIAL_AUTH_EMAIL_VALIDATION_FUNCTION = "demo.django_project.outbox.send_code"
+
+# A server error's traceback on the terminal that runs the demo (Django prints
+# none while DEBUG is off); never a request's POST data (sensitive_post_parameters).
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django.request": {"handlers": ["console"], "level": "ERROR"}},
+}

@@ -20,7 +20,6 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
-from social_amazon_link.django.storage import DjangoStorage
 
 from demo.rules import (
     FIELDS,
@@ -31,6 +30,7 @@ from demo.rules import (
     registration_errors,
     usable_username,
 )
+from social_amazon_link.django.storage import DjangoStorage
 
 from .models import User
 from .outbox import MESSAGES
@@ -165,7 +165,9 @@ class HttpError:
 
 
 def error_page(code: int, name: str, description: str) -> View:
-    def view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    # One signature for Django's error handlers (request, exception) and its
+    # CSRF failure view (request, reason).
+    def view(request: HttpRequest, exception: Any = None, reason: str = "") -> HttpResponse:
         return render(request, "http_error.html", code, error=HttpError(code, name, description))
 
     return view
