@@ -1,8 +1,9 @@
 """``python -m bench`` (``make bench``): measure, print the table, write ``.bench/results.json``.
 
 Options: ``--db sqlite,postgres`` (default both; PostgreSQL is skipped with a
-note when its binaries are absent), ``--rtt-ms 30``, ``--quick`` (a tiny run,
-for the smoke test), ``--out PATH``. Progress goes to standard error, the
+note when its binaries are absent), ``--framework flask,django`` (default
+both), ``--rtt-ms 30``, ``--quick`` (a tiny run, for the smoke test), ``--out
+PATH``. Progress goes to standard error, the
 table to standard output.
 """
 
@@ -13,6 +14,7 @@ import contextlib
 import datetime
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +33,7 @@ from .apps import (
 )
 from .load import BUSY_CORES, database_server_pid, run_floor_load, run_load
 from .network import REPO, Network
-from .report import ROWS, Row, machine, render, rows_for
+from .report import FRAMEWORKS, ROWS, Row, machine, render, rows_for
 from .signins import (
     Identities,
     cpu_per_signin,
@@ -114,6 +116,91 @@ def _database_server(kind: str) -> Iterator[str | None]:
         yield url
 
 
+def _flask_side(
+    database_url: str,
+    config: dict[str, Any],
+    side: str,
+    network: Network,
+    job: dict[str, Any],
+    plan: Plan,
+    progress: str,
+) -> dict[str, Any]:
+    """One Flask side's in-process figures (what :mod:`bench.django_side` measures for Django)."""
+    tokens = job["tokens"]
+    app = build(database_url, config, side=side)
+    try:
+        _progress(f"{progress}: first sign-ins of {len(tokens)} returning users (set-up)")
+        mobile_signins(app, network, tokens, len(tokens), new_user=True)
+        _progress(f"{progress}: {plan.mobile} mobile sign-ins")
+        mobile = mobile_signins(
+            app, network, tokens, plan.mobile, new_user=False, warmup=plan.warmup, measure_cpu=True
+        )
+        _progress(f"{progress}: {plan.web} web callbacks")
+        web = web_signins(app, network, job["returning"], plan.web, warmup=2)
+        _progress(f"{progress}: {plan.new_users} new-user sign-ins")
+        new_user = mobile_signins(app, network, job["fresh_tokens"], plan.new_users, new_user=True)
+    finally:
+        app.close()
+    _progress(f"{progress}: CPU, {job['hot']} sign-ins back to back, straight to the emulator")
+    direct = build(
+        database_url, settings(network.direct_url, network.tls.ca_bundle, side=side), side=side
+    )
+    point_at(network.direct_url)
+    try:
+        cpu_hot = cpu_per_signin(direct, tokens, job["hot"])
+    finally:
+        point_at(network.api_url)
+        direct.close()
+    return {
+        "mobile": mobile.summary(),
+        "web": web.summary(),
+        "new_user": new_user.summary(),
+        "cpu_hot_ms": cpu_hot.ms,
+        "cpu_hot": cpu_hot.summary(),
+    }
+
+
+def _django_side(
+    database_url: str,
+    config: dict[str, Any],
+    side: str,
+    network: Network,
+    job: dict[str, Any],
+    plan: Plan,
+    progress: str,
+) -> dict[str, Any]:
+    """One Django side's in-process figures, measured by ``python -m bench.django_side``."""
+    _progress(
+        f"{progress}: {plan.mobile} mobile sign-ins, {plan.web} web callbacks, "
+        f"{plan.new_users} new users, CPU ({job['hot']} sign-ins), in a Django process"
+    )
+    job = {
+        **job,
+        "side": side,
+        "database_url": database_url,
+        "config": config,
+        "plan": asdict(plan),
+        "network": {
+            "api_url": network.api_url,
+            "direct_url": network.direct_url,
+            "control_url": network.control_url,
+            "ca_bundle": str(network.tls.ca_bundle),
+        },
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.django_side"],
+        cwd=REPO,
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{progress}: the Django process failed:\n{done.stderr[-4000:]}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
 def _measure_database(
     kind: str,
     server_url: str | None,
@@ -122,56 +209,30 @@ def _measure_database(
     plan: Plan,
     workdir: Path,
     order: Sequence[str] = SIDES,
+    framework: str = "flask",
 ) -> dict[str, dict[str, Any]]:
-    """Every figure of both sides on one database kind, the sides in ``order``."""
+    """Every figure of both sides of ``framework`` on one database kind, the sides in ``order``."""
     results: dict[str, dict[str, Any]] = {}
     returning = [identities.add("r") for _ in range(plan.returning_users)]
     tokens = [identities.token(user_id) for user_id in returning]
-    dbdir = workdir / kind
+    dbdir = workdir / f"{kind}-{framework}"
     dbdir.mkdir(exist_ok=True)
     server_pid = database_server_pid(server_url) if server_url else None
+    in_process = _django_side if framework == "django" else _flask_side
     with databases(kind, dbdir, server_url) as urls:
         for side in order:
             config = settings(network.api_url, network.tls.ca_bundle, side=side)
-            app = build(urls[side], config, side=side)
-            try:
-                _progress(
-                    f"{kind}/{side}: first sign-ins of {len(tokens)} returning users (set-up)"
-                )
-                mobile_signins(app, network, tokens, len(tokens), new_user=True)
-                _progress(f"{kind}/{side}: {plan.mobile} mobile sign-ins")
-                mobile = mobile_signins(
-                    app,
-                    network,
-                    tokens,
-                    plan.mobile,
-                    new_user=False,
-                    warmup=plan.warmup,
-                    measure_cpu=True,
-                )
-                _progress(f"{kind}/{side}: {plan.web} web callbacks")
-                web = web_signins(app, network, returning, plan.web, warmup=2)
-                fresh = [identities.add("n") for _ in range(plan.new_users)]
-                fresh_tokens = [identities.token(user_id) for user_id in fresh]
-                _progress(f"{kind}/{side}: {plan.new_users} new-user sign-ins")
-                new_user = mobile_signins(app, network, fresh_tokens, plan.new_users, new_user=True)
-            finally:
-                app.close()
-            hot = plan.cpu if side == "ours" else max(10, plan.cpu // 4)
-            _progress(f"{kind}/{side}: CPU, {hot} sign-ins back to back, straight to the emulator")
-            direct = build(
-                urls[side],
-                settings(network.direct_url, network.tls.ca_bundle, side=side),
-                side=side,
-            )
-            point_at(network.direct_url)
-            try:
-                cpu_hot = cpu_per_signin(direct, tokens, hot)
-            finally:
-                point_at(network.api_url)
-                direct.close()
+            fresh = [identities.add("n") for _ in range(plan.new_users)]
+            job = {
+                "tokens": tokens,
+                "returning": returning,
+                "fresh_tokens": [identities.token(user_id) for user_id in fresh],
+                "hot": plan.cpu if side == "ours" else max(10, plan.cpu // 4),
+            }
+            progress = f"{kind}/{framework}/{side}"
+            figures = in_process(urls[side], config, side, network, job, plan, progress)
             _progress(
-                f"{kind}/{side}: load, {plan.clients} clients on {plan.workers} workers "
+                f"{progress}: load, {plan.clients} clients on {plan.workers} workers "
                 f"({plan.load_warmup_s:g} s warm-up, {plan.load_seconds:g} s measured)"
             )
             trivial, load = run_load(
@@ -188,30 +249,31 @@ def _measure_database(
                 trivial_seconds=plan.trivial_seconds,
                 logdir=dbdir,
                 database_pid=server_pid,
+                framework=framework,
             )
             for phase in (trivial, load):
                 if phase.errors or not phase.signins:
                     raise RuntimeError(
-                        f"{kind}/{side}: load test had {phase.errors} errors, "
+                        f"{progress}: load test had {phase.errors} errors, "
                         f"{phase.signins} answers (worker logs: {dbdir})"
                     )
             signin_cpu = load.summary()["cpu_ms_per_signin"]["app workers"]
             trivial_cpu = trivial.summary()["cpu_ms_per_signin"]["app workers"]
             results[side] = {
-                "mobile": mobile.summary(),
-                "web": web.summary(),
-                "new_user": new_user.summary(),
+                "mobile": figures["mobile"],
+                "web": figures["web"],
+                "new_user": figures["new_user"],
                 "load": load.summary(),
                 "load_trivial": trivial.summary(),
                 "cpu": {
-                    "hot_ms": cpu_hot.ms,
-                    "hot": cpu_hot.summary(),
+                    "hot_ms": figures["cpu_hot_ms"],
+                    "hot": figures["cpu_hot"],
                     # Worker CPU per sign-in under load, less what the same
-                    # workers spend per trivial request (waitress + Flask).
+                    # workers spend per trivial request (waitress + the framework).
                     "under_load_ms": signin_cpu - trivial_cpu,
                     "under_load_signin_ms": signin_cpu,
                     "under_load_trivial_ms": trivial_cpu,
-                    "sequential_ms": mobile.summary()["cpu_ms"],
+                    "sequential_ms": figures["mobile"]["cpu_ms"],
                 },
             }
     return results
@@ -224,6 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "7 and the physical floor, over an emulated link to Amazon.",
     )
     parser.add_argument("--db", default="sqlite,postgres", help="sqlite, postgres or both")
+    parser.add_argument(
+        "--framework", default="flask,django", help="flask, django or both (default both)"
+    )
     parser.add_argument("--rtt-ms", type=float, default=30.0, help="round trip to Amazon")
     parser.add_argument("--quick", action="store_true", help="a tiny run (smoke test)")
     parser.add_argument("--out", type=Path, default=REPO / ".bench" / "results.json")
@@ -232,6 +297,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [kind for kind in kinds if kind not in ("sqlite", "postgres")]
     if unknown or not kinds:
         parser.error(f"--db takes sqlite and/or postgres, not {', '.join(unknown) or 'nothing'}")
+    frameworks = [name.strip() for name in args.framework.split(",") if name.strip()]
+    strange = [name for name in frameworks if name not in FRAMEWORKS]
+    if strange or not frameworks:
+        parser.error(
+            f"--framework takes flask and/or django, not {', '.join(strange) or 'nothing'}"
+        )
     plan = QUICK if args.quick else Plan()
     began = time.monotonic()
 
@@ -284,20 +355,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"floor load: {floor_load.errors} errors, {floor_load.signins} answers"
                 )
             floor["load"] = floor_load.summary()
-            results: dict[str, Any] = {}
-            orders: dict[str, list[str]] = {}
+            results: dict[str, dict[str, Any]] = {name: {} for name in frameworks}
+            orders: dict[str, dict[str, list[str]]] = {name: {} for name in frameworks}
             for index, kind in enumerate(kinds):
-                # Every other database, stock goes first: neither side always
-                # runs on a machine the other one just warmed (or heated).
-                orders[kind] = list(SIDES if index % 2 == 0 else reversed(SIDES))
                 with _database_server(kind) as server_url:
-                    results[kind] = _measure_database(
-                        kind, server_url, network, identities, plan, workdir, orders[kind]
-                    )
+                    for turn, framework in enumerate(frameworks):
+                        # Every other run, stock goes first: neither side always
+                        # runs on a machine the other one just warmed (or heated).
+                        order = SIDES if (index + turn) % 2 == 0 else tuple(reversed(SIDES))
+                        orders[framework][kind] = list(order)
+                        results[framework][kind] = _measure_database(
+                            kind,
+                            server_url,
+                            network,
+                            identities,
+                            plan,
+                            workdir,
+                            order,
+                            framework,
+                        )
 
     rows: list[Row] = []
-    for kind, sides in results.items():
-        rows.extend(rows_for(kind, sides["ours"], sides["stock"], floor))
+    for framework, by_kind in results.items():
+        for kind, sides in by_kind.items():
+            rows.extend(rows_for(kind, sides["ours"], sides["stock"], floor, framework))
     about = machine()
     elapsed = time.monotonic() - began
     header = [
@@ -313,6 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"threads, {plan.load_seconds:g} s after {plan.load_warmup_s:g} s warm-up",
         "this library: POST /api/amazon/token, /complete/amazon/, AMAZON_PIPELINE; stock: "
         "social-core's AmazonOAuth2 + DEFAULT_AUTH_PIPELINE (do_auth in a view), same storage",
+        "Django: social_amazon_link.django (its strategy, storage and URLs) beside stock "
+        "social_django 8 (its strategy, storage, /complete/amazon/, do_auth in a view), the "
+        "same user model and database",
     ]
     if args.quick:
         notes.append("--quick: too few samples and clients to judge the targets.")
@@ -324,7 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"load = {plan.clients} bare clients making the mobile calls at once, over and "
         "over, on kept-alive connections through the same proxy to the same emulator, measured "
         "(what the emulator and the proxy can carry on this machine with no app).",
-        "Latencies are the server's handling time (Flask test client, in process). CPU is "
+        "Latencies are the server's handling time (Werkzeug's test client, in process, over "
+        "Flask or Django's WSGI handler). CPU is "
         "process CPU per sign-in less that of a request to a trivial endpoint with the same "
         "body: back to back against the emulator (hot, the target's figure: the best of ten "
         "rounds less the best round of trivial requests, as anything else on the machine only "
@@ -335,10 +420,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "token was issued to, so it signs in with any app's token.",
     ]
     phases = {"floor load": floor["load"]}
-    for kind, sides in results.items():
-        for side in orders[kind]:
-            phases[f"{kind} load test, {side}"] = sides[side]["load"]
-            phases[f"{kind} load test, {side}, trivial requests"] = sides[side]["load_trivial"]
+    for framework, by_kind in results.items():
+        for kind, sides in by_kind.items():
+            for side in orders[framework][kind]:
+                name = f"{kind} {framework} load test, {side}"
+                phases[name] = sides[side]["load"]
+                phases[f"{name}, trivial requests"] = sides[side]["load_trivial"]
     for name, phase in phases.items():
         if name.endswith("trivial requests"):
             continue
@@ -365,7 +452,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for row in rows:
         for target in row.targets:
             if not target.passed and target.why:
-                notes.append(f"{row.db} {row.key} misses {target.goal}: {target.why}.")
+                notes.append(
+                    f"{row.db} {row.framework} {row.key} misses {target.goal}: {target.why}."
+                )
     print(render(header, rows, notes), flush=True)
 
     passed = sum(t.passed for row in rows for t in row.targets)
@@ -377,7 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": about,
         "network": {"rtt_ms": args.rtt_ms, **calibration},
         "plan": asdict(plan),
-        "databases": list(results),
+        "databases": kinds,
+        "frameworks": frameworks,
         "skipped": skipped,
         "row_keys": [key for key, _, _ in ROWS],
         "rows": [row.as_dict() for row in rows],

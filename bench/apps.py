@@ -105,6 +105,10 @@ class BenchApp:
             return {"json": {"access_token": token}}
         return {"data": {"access_token": token}}
 
+    def start_web(self, browser: Any) -> Any:
+        """Press Login with Amazon (social-auth-app-flask's start answers a GET)."""
+        return browser.get("/login/amazon/")
+
     def close(self) -> None:
         self.app.extensions["test_session"].remove()
         self.engine.dispose()

@@ -255,6 +255,7 @@ class _Workers:
         count: int,
         threads: int,
         logdir: Path,
+        framework: str = "flask",
     ) -> None:
         env = {
             **os.environ,
@@ -264,9 +265,10 @@ class _Workers:
             "BENCH_SIDE": side,
             "BENCH_STOCK_API_URL": network.api_url,
             "BENCH_THREADS": str(threads),
+            "BENCH_FRAMEWORK": framework,
         }
         self.ports = [_free_port() for _ in range(count)]
-        self.logs = [logdir / f"worker-{side}-{port}.log" for port in self.ports]
+        self.logs = [logdir / f"worker-{framework}-{side}-{port}.log" for port in self.ports]
         self.processes = []
         for port, log in zip(self.ports, self.logs, strict=True):
             with log.open("wb") as out:
@@ -584,6 +586,7 @@ def run_load(
     trivial_seconds: float,
     logdir: Path,
     database_pid: int | None = None,
+    framework: str = "flask",
 ) -> tuple[LoadResult, LoadResult]:
     """Load ``workers`` fresh server processes: first a trivial endpoint, then sign-ins.
 
@@ -594,7 +597,7 @@ def run_load(
     postmaster), whose process tree is counted as "database server".
     Returns (trivial, sign-ins); the workers stop afterwards.
     """
-    pool = _Workers(side, database_url, config, network, workers, threads, logdir)
+    pool = _Workers(side, database_url, config, network, workers, threads, logdir, framework)
     try:
         pool.wait_until_up()
         common = {"clients": clients, "database_pid": database_pid}

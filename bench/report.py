@@ -13,7 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROWS", "Row", "Target", "machine", "render", "rows_for"]
+__all__ = ["FRAMEWORKS", "ROWS", "Row", "Target", "machine", "render", "rows_for"]
+
+#: The integrations measured, each beside stock social-core on its own framework.
+FRAMEWORKS = ("flask", "django")
 
 #: (key, label, unit) of every row, in print order, for each database.
 ROWS: tuple[tuple[str, str, str], ...] = (
@@ -35,7 +38,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("new_user.new_connections", "  new TCP connections per sign-in", ""),
     ("new_user.sql_statements", "  SQL statements per sign-in", ""),
     ("new_user.sql_writes", "  SQL writes per sign-in", ""),
-    ("cpu.per_signin_ms", "server CPU per mobile sign-in beyond Flask", "ms"),
+    ("cpu.per_signin_ms", "server CPU per mobile sign-in beyond the framework", "ms"),
     ("cpu.under_load_ms", "  the same in the load test's workers", "ms"),
     ("cpu.sequential_ms", "  the same one at a time, 1 RTT idle between", "ms"),
     ("load.signins_per_s", "mobile sign-ins per second, returning users", "/s"),
@@ -70,6 +73,7 @@ class Row:
     stock: float | None
     floor: float | None
     targets: list[Target] = field(default_factory=list)
+    framework: str = "flask"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,8 +112,10 @@ def rows_for(
     ours: dict[str, Any],
     stock: dict[str, Any],
     floor: dict[str, Any],
+    framework: str = "flask",
 ) -> list[Row]:
-    """The rows of one database; ``ours`` and ``stock`` hold each scenario's summary."""
+    """The rows of one database and framework; ``ours`` and ``stock`` hold each scenario's
+    summary. The targets are the same for both frameworks."""
     values: dict[str, tuple[Any, Any, Any]] = {}
     for scenario, floor_of in (("mobile", "mobile"), ("web", "web"), ("new_user", "mobile")):
         # The floor's latencies, calls and new connections are the bare
@@ -178,7 +184,7 @@ def rows_for(
         ],
     }
     return [
-        Row(db, key, label, unit, *values[key], targets=targets.get(key, []))
+        Row(db, key, label, unit, *values[key], targets=targets.get(key, []), framework=framework)
         for key, label, unit in ROWS
     ]
 
@@ -194,23 +200,29 @@ def _number(value: float | None, unit: str) -> str:
 
 
 DB_TITLES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+FRAMEWORK_TITLES = {"flask": "Flask", "django": "Django"}
+
+
+def block_title(db: str, framework: str) -> str:
+    """A block's title: ``SQLite, Flask``."""
+    return f"{DB_TITLES.get(db, db)}, {FRAMEWORK_TITLES.get(framework, framework)}"
 
 
 def render(header: list[str], rows: list[Row], notes: list[str]) -> str:
-    """The table as text: a header, a block per database, then the notes."""
+    """The table as text: a header, a block per database and framework, then the notes."""
     columns = ("this library", "stock social-core 7", "floor", "target")
     label_width = max(len(f"{label} ({unit})" if unit else label) for _, label, unit in ROWS) + 2
     widths = (14, 21, 10)
     lines = [*header, ""]
-    for db in dict.fromkeys(row.db for row in rows):
-        title = DB_TITLES.get(db, db)
+    for db, framework in dict.fromkeys((row.db, row.framework) for row in rows):
+        title = block_title(db, framework)
         lines.append(
             f"{title:<{label_width}}"
             + "".join(f"{name:>{width}}" for name, width in zip(columns, widths, strict=False))
             + f"   {columns[3]}"
         )
         lines.append("-" * (label_width + sum(widths) + 60))
-        for row in (r for r in rows if r.db == db):
+        for row in (r for r in rows if (r.db, r.framework) == (db, framework)):
             label = f"{row.label} ({row.unit})" if row.unit else row.label
             cells = [_number(v, row.unit) for v in (row.ours, row.stock, row.floor)]
             target = "; ".join(t.render() for t in row.targets)

@@ -1,6 +1,8 @@
 """One sign-in, many times: latency, calls to Amazon, new connections, SQL, CPU.
 
-The app handles each sign-in in this process through Flask's test client, so
+The app handles each sign-in in this process through Werkzeug's test client
+(Flask's, or over Django's WSGI handler: ``bench`` is a :class:`~bench.apps.BenchApp`
+or a :class:`~bench.django_apps.DjangoBenchApp`), so
 a latency is the server's handling time: from the request entering the app
 to its answer, the calls to "Amazon" (over the delay proxy) included. The
 emulator's counters give the calls and the new TCP connections; the engine's
@@ -21,7 +23,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import requests
 
-from .apps import CLIENT_ID, CLIENT_SECRET, BenchApp
+from .apps import CLIENT_ID, CLIENT_SECRET
 from .network import Network
 
 __all__ = [
@@ -104,7 +106,7 @@ class Identities:
         return self.network.control.mint_token(client_id, user_id)
 
 
-def _sign_in_check(bench: BenchApp, response: Any, *, new_user: bool | None) -> None:
+def _sign_in_check(bench: Any, response: Any, *, new_user: bool | None) -> None:
     if response.status_code != 200:
         raise RuntimeError(
             f"{bench.side}: sign-in answered {response.status_code}: {response.get_data()[:300]!r}"
@@ -118,8 +120,8 @@ def _sign_in_check(bench: BenchApp, response: Any, *, new_user: bool | None) -> 
 
 
 def mobile_signins(
-    bench: BenchApp,
-    network: Network,
+    bench: Any,
+    network: Any,
     tokens: Sequence[str],
     n: int,
     *,
@@ -131,7 +133,7 @@ def mobile_signins(
 
     With ``measure_cpu``, the process CPU over the sign-ins, less that of as
     many trivial requests (same client, same body, paced like the sign-ins):
-    the sign-in's own cost beyond Flask's request handling, one at a time.
+    the sign-in's own cost beyond the framework's request handling, one at a time.
     """
     bench.activate()
     client = bench.app.test_client(use_cookies=False)
@@ -216,7 +218,7 @@ def _best_of(rounds: int, signin: Callable[[], float], trivial: Callable[[], flo
 
 
 def cpu_per_signin(
-    bench: BenchApp, tokens: Sequence[str], n: int, *, rounds: int = 10, warmup: int = 10
+    bench: Any, tokens: Sequence[str], n: int, *, rounds: int = 10, warmup: int = 10
 ) -> HotCPU:
     """Process CPU (ms) of one mobile sign-in beyond a trivial request, hot.
 
@@ -269,7 +271,7 @@ def _authorize(network: Network, authorize_url: str, user_id: str, http: request
 
 
 def web_signins(
-    bench: BenchApp, network: Network, user_ids: Sequence[str], n: int, *, warmup: int = 0
+    bench: Any, network: Any, user_ids: Sequence[str], n: int, *, warmup: int = 0
 ) -> Sample:
     """``n`` web sign-ins; each callback (``/complete/amazon/?code=...``) is measured."""
     bench.activate()
@@ -278,7 +280,7 @@ def web_signins(
     try:
         for i in range(warmup + n):
             browser = bench.app.test_client()
-            start = browser.get("/login/amazon/")
+            start = bench.start_web(browser)
             if start.status_code != 302:
                 raise RuntimeError(f"{bench.side}: /login/amazon/ answered {start.status_code}")
             callback = urlsplit(
