@@ -12,7 +12,8 @@ from social_amazon_link import pipelines as _pipelines
 
 SECRET_KEY = "django-tests-secret-not-for-production"
 DEBUG = False
-ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver", "[::1]"]
+# app.example: the transport tests' WSGI client, as a server elsewhere would be named.
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver", "[::1]", "app.example"]
 USE_TZ = True
 TIME_ZONE = "UTC"
 
