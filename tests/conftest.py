@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import requests
-from flask import Flask
 from sqlalchemy import create_engine, make_url, text
 from werkzeug.security import generate_password_hash
 from werkzeug.serving import make_server
@@ -22,9 +21,12 @@ CLIENT_SECRET = "test-client-secret-do-not-log"
 
 
 class Served:
-    """An app served over real loopback HTTP in a background thread."""
+    """An app served over real loopback HTTP in a background thread (the Flask
+    sample app; :class:`DjangoServed`, the Django one, has the same methods)."""
 
-    def __init__(self, app: Flask, host: str = "127.0.0.1", *, tls: bool = False) -> None:
+    framework = "flask"
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", *, tls: bool = False) -> None:
         """``host``: the address to listen on; ``tls``: over HTTPS, with a
         certificate made up on the spot (clients pass ``verify=False``)."""
         self.app = app
@@ -39,6 +41,37 @@ class Served:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        engine = getattr(self.app, "extensions", {}).get("test_engine")
+        if engine is not None:
+            engine.dispose()
+
+    @property
+    def engine(self) -> Any:
+        """A SQLAlchemy engine on the app's database, for tests that read or write it."""
+        return self.app.extensions["test_engine"]
+
+    def start_sign_in(
+        self, browser: requests.Session, query: str = "", backend: str = "amazon"
+    ) -> requests.Response:
+        """The person clicks "Login with Amazon" (a link to ``/login/amazon/`` here)."""
+        return browser.get(f"{self.url}/login/{backend}/{query}", allow_redirects=False)
+
+    @contextmanager
+    def storage(self) -> Iterator[Any]:
+        """The app's storage class (``SOCIAL_AUTH_STORAGE``), bound to its database."""
+        from social_amazon_link.flask.storage import FlaskStorage
+
+        with self.app.app_context():
+            yield FlaskStorage
+            self.app.extensions["test_session"].remove()
+
+    @contextmanager
+    def backend(self) -> Iterator[Any]:
+        """The app's Amazon backend, as a request of the app would load it."""
+        from social_flask.utils import load_backend, load_strategy
+
+        with self.app.test_request_context("/"):
+            yield load_backend(load_strategy(), "amazon", redirect_uri="/complete/amazon/")
 
     def add_user(
         self, username: str, email: str | None, password: str | None = None, **fields: Any
@@ -90,25 +123,114 @@ class Served:
         return int(rows[0].failures) if rows else 0
 
     def query_write(self, sql: str, **params: Any) -> None:
-        with self.app.extensions["test_engine"].begin() as conn:
+        with self.engine.begin() as conn:
             conn.execute(text(sql), params)
 
     def query(self, sql: str, **params: Any) -> list[Any]:
         """Read the app's database directly, as a test asserting state does."""
-        with self.app.extensions["test_engine"].connect() as conn:
+        with self.engine.connect() as conn:
             return list(conn.execute(text(sql), params))
+
+
+class DjangoServed(Served):
+    """The Django sample app (tests/django_app/) served over loopback HTTP.
+
+    Django's settings are the process's: ``settings`` apply from start to
+    :meth:`close` (``override_settings``; a None value removes a setting).
+    """
+
+    framework = "django"
+
+    def __init__(self, database_url: str, settings: dict[str, Any]) -> None:
+        from django.conf import settings as django_settings
+        from django.core.handlers.wsgi import WSGIHandler
+        from django.test.utils import override_settings
+
+        self.overrides = override_settings(**{k: v for k, v in settings.items() if v is not None})
+        self.overrides.enable()
+        for name in [k for k, v in settings.items() if v is None]:
+            if hasattr(django_settings, name):
+                delattr(django_settings, name)
+        self._engine = create_engine(database_url)
+        super().__init__(WSGIHandler())
+
+    def close(self) -> None:
+        super().close()
+        self._engine.dispose()
+        self.overrides.disable()
+
+    @property
+    def engine(self) -> Any:
+        return self._engine
+
+    def start_sign_in(
+        self, browser: requests.Session, query: str = "", backend: str = "amazon"
+    ) -> requests.Response:
+        """social_django starts a sign-in on a POST with the CSRF token only: the
+        form on the app's page posts it."""
+        token = browser.get(f"{self.url}/csrf-token").json()["csrf_token"]
+        return browser.post(
+            f"{self.url}/login/{backend}/{query}",
+            data={"csrf_token": token},
+            allow_redirects=False,
+        )
+
+    @contextmanager
+    def storage(self) -> Iterator[Any]:
+        from social_amazon_link.django.storage import DjangoStorage
+
+        yield DjangoStorage
+
+    @contextmanager
+    def backend(self) -> Iterator[Any]:
+        from django.contrib.sessions.backends.db import SessionStore
+        from django.test import RequestFactory
+        from social_django.utils import load_strategy
+
+        from social_amazon_link.flow.paused import load_backend
+
+        request = RequestFactory().get("/")
+        request.session = SessionStore()
+        yield load_backend(load_strategy(request), "amazon")
+
+    def add_user(
+        self, username: str, email: str | None, password: str | None = None, **fields: Any
+    ) -> int:
+        from tests.django_app.models import User
+
+        user = User.objects.create_user(username, email, password, **fields)
+        if password is None:
+            # As the Flask sample app's: no password at all (signs in with Amazon).
+            User.objects.filter(pk=user.pk).update(password=None)
+        return int(user.pk)
+
+    def link(self, user_id: int, amazon_user_id: str, **extra_data: Any) -> None:
+        from social_amazon_link.django.storage import DjangoStorage
+
+        user = DjangoStorage.user.get_user(user_id)
+        social = DjangoStorage.user.create_social_auth(user, amazon_user_id, "amazon", "user_id")
+        if extra_data:
+            social.set_extra_data(extra_data)
+
+
+FRAMEWORKS = ("flask", "django")
+
+
+def frameworks(config: pytest.Config) -> list[str]:
+    """The frameworks ``--framework`` names, refusing any other."""
+    return _option_list(config, "--framework", FRAMEWORKS)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
+        "--framework",
+        default="flask,django",
+        help="web frameworks to run the HTTP-level tests on (comma-separated: flask, django)",
+    )
+    parser.addoption(
         "--db",
         default="sqlite,postgres",
         help="databases to run the database tests on (comma-separated: sqlite, postgres)",
-    )
-    parser.addoption(
-        "--framework",
-        default="flask,django",
-        help="integrations to run the framework tests on (comma-separated: flask, django)",
     )
 
 
@@ -117,25 +239,15 @@ DATABASE_KINDS = ("sqlite", "postgres")
 
 def database_kinds(config: pytest.Config) -> list[str]:
     """The databases ``--db`` names, refusing any other (a typo must not pick one)."""
-    kinds = [kind.strip() for kind in config.getoption("--db").split(",") if kind.strip()]
-    unknown = sorted(set(kinds) - set(DATABASE_KINDS))
-    if unknown or not kinds:
-        raise pytest.UsageError(
-            f"--db takes a comma-separated list of {', '.join(DATABASE_KINDS)}, not {unknown}"
-        )
-    return kinds
+    return _option_list(config, "--db", DATABASE_KINDS)
 
 
-FRAMEWORKS = ("flask", "django")
-
-
-def frameworks(config: pytest.Config) -> list[str]:
-    """The integrations ``--framework`` names, refusing any other."""
-    names = [name.strip() for name in config.getoption("--framework").split(",") if name.strip()]
-    unknown = sorted(set(names) - set(FRAMEWORKS))
+def _option_list(config: pytest.Config, option: str, known: tuple[str, ...]) -> list[str]:
+    names = [name.strip() for name in config.getoption(option).split(",") if name.strip()]
+    unknown = sorted(set(names) - set(known))
     if unknown or not names:
         raise pytest.UsageError(
-            f"--framework takes a comma-separated list of {', '.join(FRAMEWORKS)}, not {unknown}"
+            f"{option} takes a comma-separated list of {', '.join(known)}, not {unknown}"
         )
     return names
 
@@ -143,15 +255,23 @@ def frameworks(config: pytest.Config) -> list[str]:
 def pytest_configure(config: pytest.Config) -> None:
     database_kinds(config)  # a wrong --db stops the run before anything starts
     frameworks(config)
+    config.addinivalue_line(
+        "markers", "flask_only: reaches into the Flask app itself; run on Flask alone"
+    )
+    config.addinivalue_line("markers", "django_only: what only the Django integration has")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Every test that touches the app's database runs once per database.
     if "database_url" in metafunc.fixturenames:
         metafunc.parametrize("db_kind", database_kinds(metafunc.config))
-    # And every test that takes a framework, once per integration.
+    # Every test of the served sample app runs once per web framework.
     if "framework" in metafunc.fixturenames:
-        metafunc.parametrize("framework", frameworks(metafunc.config))
+        names = frameworks(metafunc.config)
+        for marker in ("flask_only", "django_only"):
+            if metafunc.definition.get_closest_marker(marker):
+                names = [name for name in names if name == marker.split("_")[0]]
+        metafunc.parametrize("framework", names)
 
 
 @pytest.fixture(scope="session")
@@ -189,23 +309,33 @@ def django_db(database_url: str) -> Iterator[str]:
         yield url
 
 
+def emulator_settings(lwa_emulator: Any) -> dict[str, Any]:
+    """The Amazon settings of a sample app wired to the emulator."""
+    return {
+        "SOCIAL_AUTH_AMAZON_KEY": CLIENT_ID,
+        "SOCIAL_AUTH_AMAZON_SECRET": CLIENT_SECRET,
+        "SOCIAL_AUTH_AMAZON_AUTHORIZATION_URL": f"{lwa_emulator.url}/ap/oa",
+        "SOCIAL_AUTH_AMAZON_API_URL": lwa_emulator.url,
+    }
+
+
 @contextmanager
-def serving(lwa_emulator: Any, database_url: str) -> Iterator[Callable[..., Served]]:
-    """``start(**settings)`` builds the sample app wired to the emulator on
-    ``database_url`` and serves it on loopback, until the block ends."""
+def serving(
+    lwa_emulator: Any, database_url: str, framework: str = "flask"
+) -> Iterator[Callable[..., Served]]:
+    """``start(**settings)`` builds the sample app (Flask's, or Django's: Django
+    set up by ``django_db``) wired to the emulator on ``database_url`` and
+    serves it on loopback, until the block ends. A None setting is left unset."""
     served: list[Served] = []
 
     def start(**settings: Any) -> Served:
-        config = {
-            "SOCIAL_AUTH_AMAZON_KEY": CLIENT_ID,
-            "SOCIAL_AUTH_AMAZON_SECRET": CLIENT_SECRET,
-            "SOCIAL_AUTH_AMAZON_AUTHORIZATION_URL": f"{lwa_emulator.url}/ap/oa",
-            "SOCIAL_AUTH_AMAZON_API_URL": lwa_emulator.url,
-        }
-        config.update(settings)
-        config = {k: v for k, v in config.items() if v is not None}
-        app = sample_app.create_app(database_url, config)
-        server = Served(app)
+        config = {**emulator_settings(lwa_emulator), **settings}
+        server: Served
+        if framework == "django":
+            server = DjangoServed(database_url, config)
+        else:
+            config = {k: v for k, v in config.items() if v is not None}
+            server = Served(sample_app.create_app(database_url, config))
         served.append(server)
         lwa_emulator.add_client(
             CLIENT_ID, CLIENT_SECRET, redirect_uris=[f"{server.url}/complete/amazon/"]
@@ -215,15 +345,18 @@ def serving(lwa_emulator: Any, database_url: str) -> Iterator[Callable[..., Serv
     try:
         yield start
     finally:
-        for server in served:
+        for server in reversed(served):
             server.close()
-            server.app.extensions["test_engine"].dispose()
 
 
 @pytest.fixture
-def serve_app(lwa_emulator: Any, database_url: str) -> Iterator[Callable[..., Served]]:
-    """Build the sample app wired to the emulator and serve it on loopback."""
-    with serving(lwa_emulator, database_url) as start:
+def serve_app(
+    lwa_emulator: Any, database_url: str, framework: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Served]]:
+    """Build the sample app (Flask's or Django's) wired to the emulator and serve it on loopback."""
+    if framework == "django":
+        request.getfixturevalue("django_db")
+    with serving(lwa_emulator, database_url, framework) as start:
         yield start
 
 

@@ -8,9 +8,12 @@ database (``database_url``) before the test runs.
 
 from __future__ import annotations
 
+from social_amazon_link import pipelines as _pipelines
+
 SECRET_KEY = "django-tests-secret-not-for-production"
 DEBUG = False
-ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver", "[::1]"]
+# app.example: the transport tests' WSGI client, as a server elsewhere would be named.
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver", "[::1]", "app.example"]
 USE_TZ = True
 TIME_ZONE = "UTC"
 
@@ -38,3 +41,25 @@ SOCIAL_AUTH_STORAGE = "social_amazon_link.django.storage.DjangoStorage"
 SOCIAL_AUTH_JSONFIELD_ENABLED = True
 
 LOGGING_CONFIG = None
+
+# The sample app of the HTTP-level suites (tests/django_app/urls.py), as an
+# app on social_django adds Login with Amazon to its settings.
+ROOT_URLCONF = "tests.django_app.urls"
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "social_django.middleware.SocialAuthExceptionMiddleware",
+]
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
+AUTHENTICATION_BACKENDS = [
+    "social_amazon_link.backend.AmazonOAuth2",
+    "django.contrib.auth.backends.ModelBackend",
+]
+SOCIAL_AUTH_STRATEGY = "social_amazon_link.django.strategy.DjangoStrategy"
+SOCIAL_AUTH_USER_MODEL = "django_app.User"
+SOCIAL_AUTH_AMAZON_PIPELINE = _pipelines.AMAZON_PIPELINE
+SOCIAL_AUTH_AMAZON_DISCONNECT_PIPELINE = _pipelines.AMAZON_DISCONNECT_PIPELINE
+SOCIAL_AUTH_LOGIN_REDIRECT_URL = "/me"
+SOCIAL_AUTH_LOGIN_URL = "/login"
+LOGIN_URL = "/login"

@@ -14,7 +14,7 @@ from tests.forms import first_form
 
 def start_sign_in(browser: requests.Session, app: Served) -> str:
     """Click "Login with Amazon": returns the authorize URL the app sent us to."""
-    response = browser.get(f"{app.url}/login/amazon/", allow_redirects=False)
+    response = app.start_sign_in(browser)
     assert response.status_code == 302
     return response.headers["Location"]
 

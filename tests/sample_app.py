@@ -94,6 +94,13 @@ def create_app(
         login_user(user)
         return jsonify(authenticated=True, id=user.id)
 
+    @app.post("/test-logout")
+    def test_logout() -> Any:
+        from flask_login import logout_user
+
+        logout_user()
+        return jsonify(authenticated=False)
+
     @app.post("/client-token")
     def client_token() -> Any:
         # What a mobile app's server endpoint does with the token it was sent

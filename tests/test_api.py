@@ -888,6 +888,7 @@ def test_http_errors_in_the_api_carry_a_message(error, body):
 # -- an app protected by Flask-WTF's CSRFProtect ---------------------------------
 
 
+@pytest.mark.flask_only  # Flask-WTF (Django's CsrfViewMiddleware is on in every Django test)
 @pytest.mark.parametrize("order", ["before_init_app", "after_init_app"])
 def test_api_is_exempt_from_the_apps_csrf_protection(
     serve_app, phone, lwa_emulator, identities, monkeypatch, order

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import requests
 
-from social_amazon_link.flask.storage import FlaskStorage
 from tests import sample_app
 from tests.flows import answer_prompt, sign_in
 
@@ -137,9 +136,12 @@ def test_failures_are_forgotten_no_sooner_than_the_lockout(serve_app, second_try
     # remembered for at least LINK_LOCKOUT_SECONDS, never less.
     app = serve_app()
     user_id = app.add_user("grace", "grace@example.com", PASSWORD)
-    with app.app.app_context():
-        first = wrong_try(user_id, max_attempts=5, lockout_seconds=2, at=1_000)
-        second = wrong_try(user_id, max_attempts=5, lockout_seconds=2, at=1_000 + second_try_after)
+    with app.storage() as storage:
+        attempts = storage.link_attempts
+        first = wrong_try(attempts, user_id, max_attempts=5, lockout_seconds=2, at=1_000)
+        second = wrong_try(
+            attempts, user_id, max_attempts=5, lockout_seconds=2, at=1_000 + second_try_after
+        )
     assert (first.allowed, first.failures) == (True, 0)
     assert second.allowed
     assert app.failures(user_id) == counted
@@ -150,9 +152,10 @@ def test_a_lock_lasts_at_least_the_lockout(serve_app):
     user_id = app.add_user("grace", "grace@example.com", PASSWORD)
 
     def reserve(at: int):
-        return wrong_try(user_id, max_attempts=2, lockout_seconds=2, at=at)
+        return wrong_try(attempts, user_id, max_attempts=2, lockout_seconds=2, at=at)
 
-    with app.app.app_context():
+    with app.storage() as storage:
+        attempts = storage.link_attempts
         assert [reserve(1_000).allowed, reserve(1_000).allowed] == [True, True]
         # Locked from the second reservation, for 2 s at the least.
         assert [(r.allowed, r.retry_after) for r in (reserve(1_000), reserve(1_002))] == [
@@ -166,9 +169,9 @@ def test_a_lock_lasts_at_least_the_lockout(serve_app):
 def test_tries_being_checked_make_the_next_wait_but_never_lock(serve_app):
     app = serve_app()
     user_id = app.add_user("grace", "grace@example.com", PASSWORD)
-    attempts = FlaskStorage.link_attempts
     limits = {"max_attempts": 5, "lockout_seconds": 900}
-    with app.app.app_context():
+    with app.storage() as storage:
+        attempts = storage.link_attempts
         assert all(attempts.reserve(user_id, **limits, now=1_000).allowed for _ in range(5))
         # Five checks under way: a sixth is not refused for a lock, it is told to wait.
         busy = attempts.reserve(user_id, **limits, now=1_000)
@@ -189,9 +192,9 @@ def test_a_try_that_never_reports_back_stops_holding_a_place(serve_app):
     # Its process died between the reservation and the check's outcome.
     app = serve_app()
     user_id = app.add_user("grace", "grace@example.com", PASSWORD)
-    attempts = FlaskStorage.link_attempts
     limits = {"max_attempts": 1, "lockout_seconds": 900}
-    with app.app.app_context():
+    with app.storage() as storage:
+        attempts = storage.link_attempts
         assert attempts.reserve(user_id, **limits, now=1_000).allowed
         assert attempts.reserve(user_id, **limits, now=1_059).busy
         assert attempts.reserve(user_id, **limits, now=1_061).allowed
@@ -200,18 +203,17 @@ def test_a_try_that_never_reports_back_stops_holding_a_place(serve_app):
 def test_the_link_and_sign_in_counts_are_kept_apart(serve_app):
     app = serve_app()
     user_id = app.add_user("grace", "grace@example.com", PASSWORD)
-    attempts = FlaskStorage.link_attempts
     limits = {"max_attempts": 1, "lockout_seconds": 900, "now": 1_000}
-    with app.app.app_context():
+    with app.storage() as storage:
+        attempts = storage.link_attempts
         assert attempts.reserve(user_id, **limits).allowed
         attempts.fail(user_id, **limits)
         assert not attempts.reserve(user_id, **limits).allowed  # linking is locked
         assert attempts.reserve(user_id, **limits, scope="sign_in").allowed
 
 
-def wrong_try(user_id: int, *, max_attempts: int, lockout_seconds: int, at: int):
+def wrong_try(attempts: Any, user_id: int, *, max_attempts: int, lockout_seconds: int, at: int):
     """Reserve a try at ``at`` and, when allowed, count it wrong (as the prompt does)."""
-    attempts = FlaskStorage.link_attempts
     limits = {"max_attempts": max_attempts, "lockout_seconds": lockout_seconds, "now": at}
     reservation = attempts.reserve(user_id, **limits)
     if reservation.allowed:
@@ -300,7 +302,7 @@ def test_a_username_without_the_email_takes_as_long_as_a_wrong_password(serve_ap
 
     def slow_checker(user, password):
         checked.append(user.username)
-        return sample_app.User.check_password(user, password)
+        return bool(user.check_password(password))
 
     app = serve_app(SOCIAL_AUTH_AMAZON_LINK_PASSWORD_CHECKER=f"{__name__}._checker")
     app.add_user("grace", "grace@example.com", PASSWORD)

@@ -19,8 +19,6 @@ from typing import Any
 
 import pytest
 import requests
-from flask import jsonify
-from flask_login import logout_user
 from flask_wtf.csrf import CSRFProtect
 from social_amazon_link.pipelines import (
     AMAZON_PIPELINE,
@@ -73,11 +71,6 @@ def shared(serve_app: Any, identities: None) -> Any:
     def start(**settings: Any) -> Served:
         app = serve_app(**settings)
         db = app.app.extensions["test_session"]
-
-        @app.app.post("/test-logout")
-        def test_logout() -> Any:
-            logout_user()
-            return jsonify(authenticated=False)
 
         @app.app.login_manager.request_loader
         def user_from_header(req: Any) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import requests
+from werkzeug.test import Client
 
 from tests.conftest import CLIENT_ID, Served
 from tests.test_api import (
@@ -150,12 +151,11 @@ def test_plain_http_from_loopback_is_taken_by_a_dual_stack_server(
     assert len(app.links()) == 1
 
 
-# -- Flask's test client: the address and scheme as a server would set them -----
+# -- a WSGI test client: the address and scheme as a server would set them -----
 
 
 def client_post(app: Served, path: str, body: dict[str, Any], **client: Any) -> Any:
-    with app.app.test_client() as test_client:
-        answer = test_client.post(f"/api/amazon/{path}", json=body, **client)
+    answer = Client(app.app).post(f"/api/amazon/{path}", json=body, **client)
     assert answer.headers["Cache-Control"] == "no-store"
     return answer
 
@@ -197,12 +197,12 @@ def test_the_same_request_is_taken_over_https_from_loopback_or_behind_a_proxy(
     app = serve_app(**settings)
     grace = app.add_user("grace", "grace@example.com", PASSWORD)
     token = lwa_emulator.mint_token(CLIENT_ID, GRACE)
-    with app.app.test_client() as test_client:
-        paused = test_client.post("/api/amazon/token", json={"access_token": token}, **client)
-        assert paused.status_code == 200
-        pause = paused.get_json()["partial_token"]
-        body = {"partial_token": pause, "password": PASSWORD}
-        done = test_client.post("/api/amazon/continue", json=body, **client)
+    test_client = Client(app.app)
+    paused = test_client.post("/api/amazon/token", json={"access_token": token}, **client)
+    assert paused.status_code == 200
+    pause = paused.get_json()["partial_token"]
+    body = {"partial_token": pause, "password": PASSWORD}
+    done = test_client.post("/api/amazon/continue", json=body, **client)
     assert done.status_code == 200 and done.get_json()["user"]["id"] == grace
     assert app.links() == [(grace, GRACE)] and partials(app) == []
     assert amazon_calls(lwa_emulator) == {"tokeninfo": 1, "profile": 1}

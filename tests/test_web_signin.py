@@ -210,10 +210,7 @@ def test_without_overrides_the_region_picks_amazons_real_urls(serve_app, browser
     assert query["redirect_uri"] == [f"{app.url}/complete/amazon/"]
     assert len(query["state"][0]) >= 32
 
-    from social_flask.utils import load_backend, load_strategy
-
-    with app.app.test_request_context("/"):
-        backend = load_backend(load_strategy(), "amazon", redirect_uri="/complete/amazon/")
+    with app.backend() as backend:
         api = {
             "NA": "https://api.amazon.com",
             "EU": "https://api.amazon.co.uk",
@@ -337,7 +334,7 @@ def test_store_tokens_keeps_them_for_apps_that_call_amazon(serve_app, browser, a
 def sql_statements(app) -> Iterator[list[str]]:
     """The SQL statements the app sends meanwhile, as their first words."""
     statements: list[str] = []
-    engine = app.app.extensions["test_engine"]
+    engine = app.engine
 
     def count(conn, cursor, statement, *args):
         words = statement.split()
@@ -350,6 +347,7 @@ def sql_statements(app) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", count)
 
 
+@pytest.mark.flask_only  # the SQLAlchemy storage's statements
 def test_returning_user_costs_one_query_and_no_write(serve_app, browser, lwa_emulator, ada):
     app = serve_app()
     token = lwa_emulator.mint_token(CLIENT_ID, ada)
@@ -360,6 +358,7 @@ def test_returning_user_costs_one_query_and_no_write(serve_app, browser, lwa_emu
     assert [s.split()[0] for s in statements] == ["SELECT"]  # the link, with its user joined
 
 
+@pytest.mark.flask_only  # the SQLAlchemy storage's statements
 def test_first_sign_in_reads_nothing_back_after_writing(serve_app, browser, lwa_emulator, ada):
     app = serve_app()
     token = lwa_emulator.mint_token(CLIENT_ID, ada)
@@ -396,13 +395,10 @@ def test_the_proxies_setting_reaches_amazon_through_the_proxy(
 def test_social_cores_generic_calls_raise_this_librarys_errors(serve_app, lwa_emulator):
     """social-core's own paths (refresh, revoke) call backend.request(), which
     must raise for an error answer as social-core's does, not return it."""
-    from social_flask.utils import load_backend, load_strategy
-
     from social_amazon_link.errors import AmazonUnavailable, InvalidGrant
 
     app = serve_app()
-    with app.app.test_request_context("/"):
-        backend = load_backend(load_strategy(), "amazon", redirect_uri="/complete/amazon/")
+    with app.backend() as backend:
         lwa_emulator.fault("token", status=400, body={"error": "invalid_grant"}, times=1)
         with pytest.raises(InvalidGrant):
             backend.refresh_token("Atzr|not-a-real-one")
@@ -413,11 +409,12 @@ def test_social_cores_generic_calls_raise_this_librarys_errors(serve_app, lwa_em
 
 def test_a_backend_the_app_does_not_have_is_not_found(serve_app, browser):
     app = serve_app()
-    page = browser.get(f"{app.url}/login/nope/", allow_redirects=False)
+    page = app.start_sign_in(browser, backend="nope")
     assert page.status_code == 404
     assert 'data-error-code="backend_missing"' in page.text
 
 
+@pytest.mark.flask_only  # the Flask page's view names
 def test_the_readmes_view_names_and_link_listing(serve_app, browser, lwa_emulator, ada):
     from flask import url_for
 

@@ -57,8 +57,13 @@ def endpoint(call: Endpoint) -> Callable[[HttpRequest], HttpResponse]:
 
 def _call(request: HttpRequest, call: Endpoint, keep: Callable[[Any], None]) -> api.Answer:
     length = request.META.get("CONTENT_LENGTH")
+    read = request.read
+    if not length and request.META.get("wsgi.input_terminated"):
+        # A chunked body: Django reads nothing without a Content-Length; the
+        # server has undone the chunking and ends the stream at its end.
+        read = request.META["wsgi.input"].read
     body = api.read_json(
-        request.read, int(length) if length and length.isdigit() else None, request.content_type
+        read, int(length) if length and length.isdigit() else None, request.content_type
     )
     strategy = load_strategy(request)
     return call(strategy, load_backend(strategy, "amazon"), body, lambda *s: keep(s))

@@ -32,17 +32,17 @@ from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
-from social_core.actions import do_complete
+from social_core.actions import do_auth, do_complete
 from social_core.exceptions import SocialAuthBaseException
 from social_django import views as social_views
-from social_django.utils import load_strategy, psa
+from social_django.utils import load_strategy
 
 from ..errors import InvalidRequest
 from ..flow.login import login
 from ..flow.pages import PromptPage, answer_prompt, cancel_prompt, error_page, open_prompt
-from ..flow.paused import end_waiting_prompt
+from ..flow.paused import end_waiting_prompt, load_backend
 from ..flow.prompts import FORM_EXPIRED
 from ..sqlalchemy_storage import parse_association_id
 from .strategy import signed_in_user
@@ -108,20 +108,30 @@ def _forms(view: View) -> View:
 def begin(request: HttpRequest, backend: str) -> HttpResponse:
     """social_django's ``auth``: a new sign-in ends what this browser left waiting."""
     check_csrf(request)
-    end_waiting_prompt(load_strategy(request), backend, starting=True, state=None)
-    response: HttpResponse = social_views.auth(request, backend)
+    strategy = _bind(request, backend)
+    end_waiting_prompt(strategy, backend, starting=True, state=None)
+    response: HttpResponse = do_auth(
+        request.backend, redirect_name=REDIRECT_FIELD_NAME, user=signed_in_user(request)
+    )
     return response
 
 
 @_forms
-@psa("social:complete")
 def complete(request: HttpRequest, backend: str, *args: Any, **kwargs: Any) -> HttpResponse:
     """Amazon's redirect back (or the app's own paused step resumed): rule 7 through the flow."""
+    strategy = _bind(request, backend)
     state = request.GET.get("state") or request.GET.get("redirect_state")
-    end_waiting_prompt(request.social_strategy, backend, starting=False, state=state)
+    end_waiting_prompt(strategy, backend, starting=False, state=state)
     kwargs.update(user=signed_in_user(request), redirect_name=REDIRECT_FIELD_NAME, request=request)
     response: HttpResponse = do_complete(request.backend, login, *args, **kwargs)
     return response
+
+
+def _bind(request: Any, name: str) -> Any:
+    """What social_django's ``psa`` does, with an unknown backend left to our error page."""
+    request.social_strategy = strategy = load_strategy(request)
+    request.backend = load_backend(strategy, name)
+    return strategy
 
 
 @_forms
@@ -134,14 +144,19 @@ def disconnect(request: HttpRequest, backend: str, association_id: str = "") -> 
     return response
 
 
+# A typed password or code never reaches Django's error report: not as a
+# POST field, nor as a variable of any frame below the view (the steps, the
+# app's password checker).
 @sensitive_post_parameters("password", "code")
 @_forms
+@sensitive_variables()
 def password_prompt(request: HttpRequest) -> HttpResponse:
     return _prompt(request, "password")
 
 
 @sensitive_post_parameters("password", "code")
 @_forms
+@sensitive_variables()
 def register_prompt(request: HttpRequest) -> HttpResponse:
     return _prompt(request, "registration")
 

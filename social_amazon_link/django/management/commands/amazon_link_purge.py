@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from social_django.utils import load_strategy
 
-from ...flow.purge import purge
+from social_amazon_link.flow.purge import purge
 
 
 class Command(BaseCommand):

@@ -1,0 +1,241 @@
+"""What only the Django integration has: system checks, the purge command,
+error reports without the typed password, social_django's middleware kept
+from the library's pages, the app's own sign-in and sign-out ending a
+waiting prompt (Django's signals)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from io import StringIO
+from typing import Any
+
+import pytest
+
+from tests.flows import answer_prompt, sign_in
+
+GRACE = "amzn1.account.AEGRACEHOPPER00001"
+PASSWORD = "correct horse battery"
+TYPED = "hunter2-typed-by-grace"
+
+
+@pytest.fixture
+def django_settings() -> Iterator[Any]:
+    """Django set up (no database needed), its settings restored after the test."""
+    from tests.django_support import setup_django
+
+    setup_django()
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    with override_settings(
+        SOCIAL_AUTH_AMAZON_KEY="amzn1.application-oa2-client.checks",
+        SOCIAL_AUTH_AMAZON_SECRET="checks-secret",
+    ):
+        yield settings
+
+
+def amazon_checks() -> list[tuple[str, str]]:
+    from django.core import checks
+
+    return [
+        (message.id, message.msg)
+        for message in checks.run_checks(tags=["social_amazon_link"])
+        if message.id and message.id.startswith("social_amazon_link.")
+    ]
+
+
+def ids(found: list[tuple[str, str]]) -> list[str]:
+    return sorted(check_id for check_id, _ in found)
+
+
+def test_the_test_settings_pass_the_checks(django_settings):
+    assert amazon_checks() == []
+
+
+def test_no_amazon_backend_is_a_check_error(django_settings):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+    from django.test.utils import override_settings
+
+    with override_settings(AUTHENTICATION_BACKENDS=["django.contrib.auth.backends.ModelBackend"]):
+        assert ids(amazon_checks()) == ["social_amazon_link.E001"]
+        # manage.py check stops on it.
+        with pytest.raises(SystemCheckError, match="AmazonOAuth2 is not in AUTHENTICATION"):
+            call_command("check", stdout=StringIO(), stderr=StringIO())
+
+
+def test_missing_key_and_secret_and_a_bad_region_are_check_errors(django_settings):
+    from django.test.utils import override_settings
+
+    with override_settings(SOCIAL_AUTH_AMAZON_REGION="MARS"):
+        del django_settings.SOCIAL_AUTH_AMAZON_KEY
+        django_settings.SOCIAL_AUTH_AMAZON_SECRET = " "
+        found = amazon_checks()
+    assert ids(found) == [
+        "social_amazon_link.E002",
+        "social_amazon_link.E002",
+        "social_amazon_link.E003",
+    ]
+    text = "\n".join(message for _, message in found)
+    assert "SOCIAL_AUTH_AMAZON_KEY: missing or empty" in text
+    assert "SOCIAL_AUTH_AMAZON_SECRET: missing or empty" in text
+    assert "'MARS' is not a region: use one of NA, EU, FE." in text
+    assert "checks-secret" not in text
+
+
+def test_every_other_bad_setting_is_a_check_error(django_settings):
+    from django.test.utils import override_settings
+
+    with override_settings(
+        SOCIAL_AUTH_AMAZON_SCOPE=["profile", "email"],
+        SOCIAL_AUTH_AMAZON_BEHIND_TLS_PROXY="false",
+    ):
+        found = amazon_checks()
+    assert ids(found) == ["social_amazon_link.E004", "social_amazon_link.E004"]
+    assert {message.split(":")[0] for _, message in found} == {
+        "SOCIAL_AUTH_AMAZON_SCOPE",
+        "SOCIAL_AUTH_AMAZON_BEHIND_TLS_PROXY",
+    }
+
+
+def test_a_storage_short_of_the_contract_is_a_check_error(django_settings):
+    from django.test.utils import override_settings
+
+    # social_django's own storage: no identity lock, no attempt counters.
+    with override_settings(SOCIAL_AUTH_STORAGE="social_django.models.DjangoStorage"):
+        found = amazon_checks()
+    assert ids(found) == ["social_amazon_link.E005"]
+    assert "user.lock_identity" in found[0][1]
+    assert "link_attempts.reserve" in found[0][1]
+
+
+def test_social_djangos_own_strategy_is_a_check_error(django_settings):
+    from django.test.utils import override_settings
+
+    with override_settings(SOCIAL_AUTH_STRATEGY="social_django.strategy.DjangoStrategy"):
+        assert ids(amazon_checks()) == ["social_amazon_link.E006"]
+
+
+# -- served: the command, error reports, the middleware, the signals -----------
+
+
+@pytest.mark.django_only
+def test_amazon_link_purge_deletes_what_is_too_old(serve_app, lwa_emulator, browser):
+    from django.core.management import call_command
+
+    lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
+    app = serve_app()
+    app.add_user("grace", "grace@example.com", PASSWORD)
+    assert "/link/amazon/password" in sign_in(browser, app, GRACE).url
+    out = StringIO()
+    call_command("amazon_link_purge", stdout=out)
+    assert out.getvalue().startswith("purged 0 OAuth2 states, 0 paused sign-ins")
+    assert len(app.query("SELECT id FROM social_auth_partial")) == 1
+
+    app.query_write("UPDATE social_auth_partial SET timestamp = :old", old=_long_ago())
+    out = StringIO()
+    call_command("amazon_link_purge", stdout=out)
+    assert "0 OAuth2 states, 1 paused sign-ins" in out.getvalue()
+    assert app.query("SELECT id FROM social_auth_partial") == []
+
+
+def _long_ago() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(time.time() - 7 * 24 * 3600, UTC)
+
+
+def broken_checker(user: Any, password: str) -> bool:
+    """An app's password checker with a bug: the typed password is in its frame."""
+    raise RuntimeError("the password service is down")
+
+
+class _Reports(logging.Handler):
+    """What Django would mail the admins (``AdminEmailHandler``'s report), kept."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.texts: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from django.views.debug import ExceptionReporter
+
+        assert record.exc_info is not None
+        request = getattr(record, "request", None)
+        reporter = ExceptionReporter(request, *record.exc_info, is_email=True)
+        self.texts += [reporter.get_traceback_text(), reporter.get_traceback_html()]
+
+
+@pytest.mark.django_only
+def test_a_typed_password_never_reaches_djangos_error_report(serve_app, lwa_emulator, browser):
+    lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
+    app = serve_app(SOCIAL_AUTH_AMAZON_LINK_PASSWORD_CHECKER=f"{__name__}.broken_checker")
+    app.add_user("grace", "grace@example.com", PASSWORD)
+    prompt = sign_in(browser, app, GRACE)
+    reports = _Reports()
+    logger = logging.getLogger("django.request")
+    logger.addHandler(reports)
+    try:
+        failed = answer_prompt(browser, prompt, password=TYPED)
+    finally:
+        logger.removeHandler(reports)
+    assert failed.status_code == 500
+    assert len(reports.texts) == 2
+    text, html = reports.texts
+    # The report is there, with the request and the frames' variables...
+    assert "the password service is down" in text
+    assert "broken_checker" in text
+    assert "'password': '********************'" in text or "password" in text
+    # ...and the password nowhere in it.
+    assert TYPED not in text
+    assert TYPED not in html
+
+
+@pytest.mark.django_only
+def test_social_djangos_middleware_keeps_the_librarys_409_and_429(serve_app, lwa_emulator, browser):
+    from django.conf import settings
+
+    assert "social_django.middleware.SocialAuthExceptionMiddleware" in settings.MIDDLEWARE
+    lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
+    app = serve_app(SOCIAL_AUTH_AMAZON_LINK_MAX_PASSWORD_ATTEMPTS=1)
+    app.add_user("grace", "grace@example.com", PASSWORD)
+    prompt = sign_in(browser, app, GRACE)
+    locked = answer_prompt(browser, prompt, password="wrong")
+    assert locked.status_code == 403
+    again = answer_prompt(browser, locked, password=PASSWORD)
+    assert again.status_code == 429
+    assert 'data-error-code="too_many_attempts"' in again.text
+    assert 0 < int(again.headers["Retry-After"]) <= 900
+
+    other = app.add_user("alan", "alan@example.com", "pw-alan-123")
+    app.link(other, GRACE)
+    browser.cookies.clear()
+    browser.post(f"{app.url}/test-login", data={"username": "grace", "password": PASSWORD})
+    in_use = sign_in(browser, app, GRACE)
+    assert in_use.status_code == 409
+    assert 'data-error-code="identity_in_use"' in in_use.text
+    assert app.links() == [(other, GRACE)]
+
+
+@pytest.mark.parametrize("how", ["sign-in", "sign-out"])
+def test_the_apps_own_sign_in_or_out_ends_a_waiting_prompt(serve_app, lwa_emulator, browser, how):
+    lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
+    app = serve_app()
+    app.add_user("grace", "grace@example.com", PASSWORD)
+    app.add_user("alan", "alan@example.com", "pw-alan-123")
+    prompt = sign_in(browser, app, GRACE)
+    assert len(app.query("SELECT id FROM social_auth_partial")) == 1
+    signed_in = browser.post(
+        f"{app.url}/test-login", data={"username": "alan", "password": "pw-alan-123"}
+    )
+    assert signed_in.json()["authenticated"] is True
+    if how == "sign-out":
+        browser.post(f"{app.url}/test-logout")
+        assert browser.get(f"{app.url}/me").status_code == 401
+    assert app.query("SELECT id FROM social_auth_partial") == []
+    answer = answer_prompt(browser, prompt, password=PASSWORD)
+    assert answer.status_code == 400
+    assert 'data-error-code="invalid_partial"' in answer.text or "invalid_request" in answer.text
+    assert app.links() == []
