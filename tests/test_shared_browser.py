@@ -42,7 +42,7 @@ from demo.seed import GRACE_ID
 from social_amazon_link.accounts import password_checker
 from social_amazon_link.errors import InvalidPartial, WrongPassword
 from tests import sample_app
-from tests.browser_support import DemoSite
+from tests.browser_support import start_with_amazon
 from tests.conftest import CLIENT_ID, Served
 from tests.flows import answer_prompt, consent, sign_in, start_sign_in
 from tests.forms import first_form
@@ -267,29 +267,23 @@ def test_a_step_never_takes_someone_signed_in_now_for_proof(shared, step):
     assert app.links() == [] and app.failures(user_id(app, "grace")) == 0
 
 
-def test_on_the_demo_the_next_person_cannot_finish_the_previous_persons_sign_in(
-    database_url, tmp_path, monkeypatch, browser
-):
-    # The story the outside check played on the demo itself: Grace stops on
-    # the password prompt; Alan signs in with the demo's own sign-in page.
-    monkeypatch.chdir(tmp_path)  # the demo makes ./instance
-    site = DemoSite.start(database_url)
-    try:
-        authorize = browser.get(f"{site.url}/login/amazon/", allow_redirects=False)
-        prompt = browser.get(consent(browser, authorize.headers["Location"], GRACE_ID, "allow"))
-        assert "/link/amazon/password" in prompt.url
+def test_on_the_demo_the_next_person_cannot_finish_the_previous_persons_sign_in(site, browser):
+    # The story the outside check played on the demo itself (either framework):
+    # Grace stops on the password prompt; Alan signs in with the demo's own
+    # sign-in page.
+    authorize = start_with_amazon(browser, f"{site.url}/login", allow_redirects=False)
+    prompt = browser.get(consent(browser, authorize.headers["Location"], GRACE_ID, "allow"))
+    assert "/link/amazon/password" in prompt.url
 
-        login = browser.get(f"{site.url}/login")
-        action, values, _ = first_form(login.text, login.url)
-        form = {**values, "username": "alan", "password": "alan-password-1"}
-        assert browser.post(action, data=form).url == f"{site.url}/account"
+    login = browser.get(f"{site.url}/login")
+    action, values, _ = first_form(login.text, login.url)
+    form = {**values, "username": "alan", "password": "alan-password-1"}
+    assert browser.post(action, data=form).url == f"{site.url}/account"
 
-        assert refused(answer_prompt(browser, prompt, password="anything"))
-        assert GRACE_ID not in site.amazon_links()
-        assert site.query("SELECT id FROM social_auth_partial") == []
-        assert 'id="account-username">alan<' in browser.get(f"{site.url}/account").text
-    finally:
-        site.close()
+    assert refused(answer_prompt(browser, prompt, password="anything"))
+    assert GRACE_ID not in site.amazon_links()
+    assert site.query("SELECT id FROM social_auth_partial") == []
+    assert 'id="account-username">alan<' in browser.get(f"{site.url}/account").text
 
 
 # -- the JSON API ----------------------------------------------------------------
