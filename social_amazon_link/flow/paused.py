@@ -174,5 +174,9 @@ def _backend_names(strategy: Any) -> list[str]:
     for backend in strategy.get_backends():
         if isinstance(backend, str):
             backend = module_member(backend)  # type: ignore[no-untyped-call]
-        names.append(str(backend.name))
+        # Django's AUTHENTICATION_BACKENDS holds the app's own (ModelBackend)
+        # too, which are no social-core backends and keep no sign-in state.
+        name = getattr(backend, "name", None)
+        if isinstance(name, str):
+            names.append(name)
     return names
