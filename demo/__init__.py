@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_login import LoginManager
 from social_amazon_link.pipelines import AMAZON_DISCONNECT_PIPELINE, AMAZON_PIPELINE
 from sqlalchemy import create_engine
@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 from social_amazon_link.flask import init_app
 from social_amazon_link.sqlalchemy_storage import configure_sqlite
 
+from .accounts import amazon_links_of
 from .accounts import bp as accounts_bp
 from .csrf import csrf_token
 from .flashes import init_flashes
@@ -126,7 +127,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_flashes(app)
     if app.config["DEMO_MODE"]:
         init_outbox(app)
-    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.globals.update(
+        csrf_token=csrf_token,
+        # For the library's error page (templates/social_amazon_link/error.html).
+        amazon_links_of=amazon_links_of,
+        unlink_view=lambda: request.endpoint == "social.disconnect",
+    )
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[str, int]:

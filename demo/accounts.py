@@ -154,6 +154,13 @@ def account() -> str:
     )
 
 
+def amazon_links_of(user: Any) -> list[Any]:
+    """The Amazon links of ``user``, oldest first (none for an anonymous visitor)."""
+    if not user.is_authenticated:
+        return []
+    return sorted((s for s in user.social_auth if s.provider == "amazon"), key=lambda s: s.id)
+
+
 @bp.post("/logout")
 def logout() -> Response:
     check_csrf()

@@ -214,6 +214,10 @@ class DemoSite:
         self._stop()
         self.engine.dispose()
 
+    def start_sign_in(self, browser: requests.Session) -> requests.Response:
+        """The person presses the sign-in page's Login with Amazon (``tests.flows``)."""
+        return start_with_amazon(browser, f"{self.url}/login", allow_redirects=False)
+
     def query(self, sql: str, **params: Any) -> list[Any]:
         """Read the demo's database directly."""
         with self.engine.connect() as conn:

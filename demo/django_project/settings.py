@@ -20,6 +20,8 @@ from demo import DEFAULT_DATABASE, amazon_settings
 
 from .database import django_database
 
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
 SECRET_KEY = os.environ.get("SECRET_KEY") or secrets.token_hex(32)
 DEBUG = False
 # The demo serves on the host it is given (--host); Django checks the Host
@@ -50,6 +52,18 @@ MIDDLEWARE = [
 ]
 TEMPLATES = [
     {
+        # The demo's own pages, the Flask demo's Jinja templates (demo/templates:
+        # also its error page for the library, social_amazon_link/error.html).
+        "NAME": "demo",
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [TEMPLATES_DIR],
+        "APP_DIRS": False,
+        "OPTIONS": {
+            "environment": "demo.django_project.pages.environment",
+            "context_processors": ["demo.django_project.pages.flask_names"],
+        },
+    },
+    {
         # The library's prompt pages (its Django templates), in the demo's frame
         # (demo/django_project/templates overrides their layout).
         "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -63,7 +77,7 @@ TEMPLATES = [
                 "demo.django_project.pages.demo_context",
             ]
         },
-    }
+    },
 ]
 
 # A blank DATABASE_URL (set but empty in a shell or .env) too.
