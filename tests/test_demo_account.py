@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from demo.seed import ADA_ID, ALAN_ID, GRACE_ID, KATHERINE_ID, MARY_ID
-from tests.browser_support import DemoSite
+from tests.browser_support import DemoSite, start_with_amazon
 from tests.forms import first_form
 
 
@@ -55,7 +55,7 @@ def unlink_buttons(page: requests.Response) -> list[str]:
 
 def amazon_callback(browser: requests.Session, site: DemoSite, user_id: str) -> str:
     """Login with Amazon, choose ``user_id``, Allow: the callback URL Amazon sends back."""
-    amazon = browser.get(f"{site.url}/login/amazon/")
+    amazon = start_with_amazon(browser, f"{site.url}/login")
     action, fields, _radios = first_form(amazon.text, amazon.url)
     answer = browser.post(
         action, data={**fields, "user_id": user_id, "decision": "allow"}, allow_redirects=False
