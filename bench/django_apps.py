@@ -60,8 +60,11 @@ def configure(database_url: str, config: dict[str, Any], *, side: str) -> None:
         ],
         AUTH_USER_MODEL="django_app.User",
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+        # As in a new project's settings.py (CommonMiddleware sets Content-Length:
+        # the load test's clients keep their connections alive).
         MIDDLEWARE=[
             "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.common.CommonMiddleware",
             "django.middleware.csrf.CsrfViewMiddleware",
             "django.contrib.auth.middleware.AuthenticationMiddleware",
         ],

@@ -89,6 +89,11 @@ def _faster_than(goal: float, ours: float, stock: float) -> Target:
     return Target(f">={goal:g}x faster than stock", f"{ratio:.2f}x", ratio >= goal)
 
 
+def _times_stock(goal: float, ours: float, stock: float) -> Target:
+    ratio = ours / stock if stock else float("inf")
+    return Target(f">={goal:g}x stock's", f"{ratio:.2f}x", ratio >= goal)
+
+
 def _at_most(goal: float, value: float, unit: str = "", why: str = "", spread: str = "") -> Target:
     shown = f"{value:.2f}".rstrip("0").rstrip(".") + unit
     return Target(f"<={goal:g}{unit}", shown, value <= goal, why, spread)
@@ -180,9 +185,19 @@ def rows_for(
                 ">=300/s",
                 f"{ours['load']['signins_per_s']:.0f}/s",
                 ours["load"]["signins_per_s"] >= 300,
-            )
+            ),
+            _times_stock(4, ours["load"]["signins_per_s"], stock["load"]["signins_per_s"]),
         ],
     }
+    if framework != "flask":
+        # The ratio targets alone: the absolute ones (SQL, CPU, 300/s) are the
+        # Flask integration's; Django's own login and database sessions write
+        # rows of their own on every sign-in, stock's alike.
+        targets = {
+            "mobile.p50_ms": targets["mobile.p50_ms"],
+            "web.p50_ms": targets["web.p50_ms"],
+            "load.signins_per_s": targets["load.signins_per_s"][1:],
+        }
     return [
         Row(db, key, label, unit, *values[key], targets=targets.get(key, []), framework=framework)
         for key, label, unit in ROWS

@@ -24,33 +24,49 @@ def test_quick_bench_prints_the_table_and_writes_every_row(tmp_path: Path) -> No
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=480,
     )
     assert result.returncode == 0, result.stderr[-4000:]
 
     table = result.stdout
     assert "machine:" in table and "cores" in table
-    assert "SQLite" in table and "PostgreSQL" not in table
-    # Rows of different scenarios share labels ("  calls to Amazon per
-    # sign-in"): count each label's lines in the database's block, so that a
-    # missing sub-row fails too.
+    assert "PostgreSQL" not in table
+    # A block per framework, Django's beside Flask's. Rows of different
+    # scenarios share labels ("  calls to Amazon per sign-in"): count each
+    # label's lines in the block, so that a missing sub-row fails too.
     lines = table.splitlines()
-    first = next(i for i, line in enumerate(lines) if line.startswith("SQLite "))
-    block = lines[first + 2 : lines.index("", first)]
     shown = Counter(f"{label} ({unit})" if unit else label for _key, label, unit in ROWS)
-    for text, expected in shown.items():
-        found = sum(1 for line in block if line.startswith(f"{text}  "))
-        assert found == expected, f"{text!r}: {found} rows in the SQLite block, not {expected}"
-    assert len(block) == len(ROWS), block
+    for title in ("SQLite, Flask", "SQLite, Django"):
+        first = next(i for i, line in enumerate(lines) if line.startswith(f"{title} "))
+        block = lines[first + 2 : lines.index("", first)]
+        for text, expected in shown.items():
+            found = sum(1 for line in block if line.startswith(f"{text}  "))
+            assert found == expected, f"{text!r}: {found} rows in the {title} block, not {expected}"
+        assert len(block) == len(ROWS), block
 
     document = json.loads(out.read_text())
     assert document["databases"] == ["sqlite"]
+    assert document["frameworks"] == ["flask", "django"]
     assert document["machine"]["cores"] >= 1
-    assert [row["key"] for row in document["rows"]] == [key for key, _, _ in ROWS]
-    for row in document["rows"]:
-        assert row["db"] == "sqlite"
-        assert row["ours"] is not None, row["key"]
-        assert row["stock"] is not None, row["key"]
+    keys = [key for key, _, _ in ROWS]
+    for framework in ("flask", "django"):
+        rows = [row for row in document["rows"] if row["framework"] == framework]
+        assert [row["key"] for row in rows] == keys, framework
+        for row in rows:
+            assert row["db"] == "sqlite"
+            assert row["ours"] is not None, (framework, row["key"])
+            assert row["stock"] is not None, (framework, row["key"])
+    # Django's rows carry the ratio targets: p50 against the floor and stock,
+    # the web callback against stock, sign-ins per second against stock's.
+    django = {row["key"]: row for row in document["rows"] if row["framework"] == "django"}
+    goals = {
+        key: [t["goal"] for t in row["targets"]] for key, row in django.items() if row["targets"]
+    }
+    assert goals == {
+        "mobile.p50_ms": ["<=1.15x floor", ">=2.5x faster than stock"],
+        "web.p50_ms": [">=2.5x faster than stock"],
+        "load.signins_per_s": [">=4x stock's"],
+    }
     assert document["targets"]["passed"] + document["targets"]["missed"] > 0
 
 
