@@ -280,9 +280,58 @@ def sqlalchemy_harness(
         engine.dispose()
 
 
+@contextmanager
+def django_harness(
+    database_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ContractStorage]:
+    from tests.django_support import django_database
+
+    with django_database(database_url):
+        from django.contrib.auth import get_user_model
+        from django.db import connections
+
+        from social_amazon_link.django.storage import DjangoStorage
+
+        users = get_user_model().objects
+
+        def add_user(
+            username: str, email: str | None, *, password: str | None = None, active: bool = True
+        ) -> int:
+            return int(users.create_user(username, email, password, is_active=active).pk)
+
+        def raised_on(entry: dict[str, Any], statement: str) -> BaseException:
+            connections.settings["contract_probe"] = entry
+            try:
+                with connections["contract_probe"].cursor() as cursor:
+                    cursor.execute(statement)
+            except Exception as error:
+                return error
+            finally:
+                connections["contract_probe"].close()
+                del connections["contract_probe"]
+                del connections.settings["contract_probe"]
+            raise AssertionError(f"{statement!r} raised nothing")
+
+        default = connections.settings["default"]
+        unreachable = dict(default)
+        if default["ENGINE"].endswith("sqlite3"):
+            unreachable["NAME"] = str(tmp_path / "missing" / "app.sqlite3")
+        else:
+            unreachable["PORT"] = str(_free_port())
+        yield ContractStorage(
+            storage=DjangoStorage,
+            add_user=add_user,
+            done=connections.close_all,
+            outage=lambda: raised_on(unreachable, "SELECT 1"),
+            wrong_sql=lambda: raised_on(dict(default), "SELECT * FROM no_such_table"),
+            limits={"username": 80, "email": 254, "name": 120},
+        )
+
+
 #: The storages the suite runs on: name -> harness(database_url, tmp_path, monkeypatch).
 HARNESSES: dict[str, Callable[..., AbstractContextManager[ContractStorage]]] = {
     "sqlalchemy": sqlalchemy_harness,
+    "django": django_harness,
 }
 
 
