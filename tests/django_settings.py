@@ -8,6 +8,8 @@ database (``database_url``) before the test runs.
 
 from __future__ import annotations
 
+import os
+
 SECRET_KEY = "django-tests-secret-not-for-production"
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver", "[::1]"]
@@ -22,7 +24,9 @@ INSTALLED_APPS = [
     "social_amazon_link.django",
     "tests.django_app",
 ]
-AUTH_USER_MODEL = "django_app.User"
+# The test app's custom model; SAL_TEST_AUTH_USER_MODEL=auth.User runs a
+# process on Django's own (tests/test_django_storage.py does, in a subprocess).
+AUTH_USER_MODEL = os.environ.get("SAL_TEST_AUTH_USER_MODEL", "django_app.User")
 # Fast hashing: the suites hash many passwords.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
