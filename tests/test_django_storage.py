@@ -131,6 +131,31 @@ def test_the_identity_lock_inside_the_apps_transaction_is_held_until_it_commits(
     assert seen["link"] is not None and seen["link"].user.username == "ann"
 
 
+def test_what_a_failed_request_left_open_is_rolled_back_when_it_ends(storage, django_db):
+    from django.core.signals import request_finished
+    from django.db import connections
+
+    storage.user.lock_identity("amazon", "amzn1.account.ANN", "ann@example.com")
+    storage.user.create_user(username="ann", email="ann@example.com")
+    # The view raised here, before the link: Django ends the request.
+    request_finished.send(sender=None)
+
+    assert rows(django_db, "SELECT username FROM users") == []
+
+    def lock(_: int) -> float:
+        started = time.monotonic()
+        storage.user.lock_identity("amazon", "amzn1.account.ANN", "ann@example.com")
+        storage.end_transaction()
+        return time.monotonic() - started
+
+    [waited] = in_threads(SimpleNamespace(done=connections.close_all), 1, lock)
+    assert waited < HOLD_SECONDS
+    # This thread's next request works on a new connection.
+    assert storage.user.get_users_by_email("ann@example.com") == []
+    pk = add_user("ann", "ann@example.com")
+    assert storage.user.get_user(pk).username == "ann"
+
+
 # -- accounts and links -------------------------------------------------------------
 
 

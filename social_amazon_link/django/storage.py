@@ -22,8 +22,8 @@ Transactions, as Django runs them:
   second connection to the same database, committed at once, so a request
   rolled back after a wrong password still counted it. On SQLite, one writer
   at a time, a second connection would wait for the request's own write lock:
-  there they go with the request (the library's own views run outside
-  ``ATOMIC_REQUESTS``, so their counts commit at once).
+  there they go with the request, committed when the view answers (a wrong
+  password is an answer, not an error) and lost only when it raises.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.signals import request_finished
 from django.db import (
     DatabaseError,
     IntegrityError,
@@ -104,6 +105,21 @@ def _finish(conn: Any, *, commit: bool) -> None:
     else:
         error = DatabaseError("rolled back by social_amazon_link")
         block.__exit__(DatabaseError, error, None)
+
+
+def _end_abandoned(**_: Any) -> None:
+    """At the end of a request, roll back what this storage left open in this thread
+    (a lock taken, an account added, then the view raised before the link)."""
+    for conn in connections.all(initialized_only=True):
+        block = _open_blocks.pop(conn, None)
+        if block is not None:
+            # Django closed the connection in its transaction already (its
+            # autocommit was off): the block's end makes it usable again.
+            block.__exit__(DatabaseError, DatabaseError("request ended"), None)
+
+
+# After Django's own close_old_connections (connected when django.db loads).
+request_finished.connect(_end_abandoned, dispatch_uid="social_amazon_link.django.storage")
 
 
 @contextmanager
