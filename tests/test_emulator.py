@@ -24,6 +24,7 @@ from social_amazon_link.emulator import (
     create_app,
 )
 from social_amazon_link.emulator.app import state_of
+from social_amazon_link.emulator.state import MAX_TOKEN_BYTES, MIN_TOKEN_LENGTH
 from tests.forms import first_form
 
 ADA = "amzn1.account.AE7ADALOVELACE0001"
@@ -634,19 +635,36 @@ def test_command_line_registers_a_public_client_with_an_empty_secret():
 # --- refresh ---
 
 
-def test_refresh_grant_issues_a_new_access_token_and_keeps_the_refresh_token(lwa, http):
+def test_refresh_grant_rotates_the_refresh_token_and_the_old_one_stays_valid(lwa, http):
     first = exchange(http, lwa, get_code(http, lwa)).json()
     form = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
     answer = http.post(f"{lwa.url}/auth/o2/token", data=form, auth=(CLIENT_ID, SECRET))
     assert answer.status_code == 200
     second = answer.json()
     assert_lwa_tokens(second)
-    assert second["refresh_token"] == first["refresh_token"]
+    assert second["refresh_token"] != first["refresh_token"]
     assert second["access_token"] != first["access_token"]
     assert profile(http, lwa, second["access_token"]).json()["user_id"] == ADA
-    # The refresh token survives its use.
-    again = http.post(f"{lwa.url}/auth/o2/token", data=form, auth=(CLIENT_ID, SECRET))
-    assert again.status_code == 200
+    # Both refresh tokens work: the one used, and the new one.
+    for refresh_token in (first["refresh_token"], second["refresh_token"]):
+        again = http.post(
+            f"{lwa.url}/auth/o2/token",
+            data={**form, "refresh_token": refresh_token},
+            auth=(CLIENT_ID, SECRET),
+        )
+        assert again.status_code == 200
+        assert_lwa_tokens(again.json())
+        assert again.json()["refresh_token"] not in (first["refresh_token"], refresh_token)
+
+
+def test_tokens_have_amazons_size(lwa, http):
+    tokens = exchange(http, lwa, get_code(http, lwa)).json()
+    minted = lwa.mint_token(CLIENT_ID, ADA)
+    for value in (tokens["access_token"], tokens["refresh_token"], minted):
+        assert len(value) >= MIN_TOKEN_LENGTH
+        assert len(value.encode()) <= MAX_TOKEN_BYTES
+        assert re.fullmatch(r"Atz[ar]\|[A-Za-z0-9_-]+", value)
+    assert len({tokens["access_token"], tokens["refresh_token"], minted}) == 3
 
 
 def test_refresh_token_of_another_client_is_invalid_grant(lwa, http):

@@ -2,10 +2,11 @@
 
 Authlib does the protocol (request validation, client authentication, the
 error codes, PKCE's checks); this module supplies the storage hooks over
-:class:`EmulatorState` and the LWA details: ``Atza|``/``Atzr|`` tokens,
-``token_type: bearer``, one-hour access tokens, refresh tokens that survive a
-refresh, ``invalid_client`` as 401, token requests as a form or a JSON body,
-PKCE required of public clients and every verifier problem an ``invalid_grant``.
+:class:`EmulatorState` and the LWA details: ``Atza|``/``Atzr|`` tokens of
+Amazon's size, ``token_type: bearer``, one-hour access tokens, a new refresh
+token with each refresh (the old one still valid), ``invalid_client`` as 401,
+token requests as a form or a JSON body, PKCE required of public clients and
+every verifier problem an ``invalid_grant``.
 """
 
 from __future__ import annotations
@@ -232,9 +233,12 @@ class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
 
 
 class _RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
-    """The refresh-token grant: a new access token, the same refresh token."""
+    """The refresh-token grant: a new access token and a new refresh token
+    (Amazon: "trade in the refresh token for a new access token and a new
+    refresh token"); the one sent keeps working."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = _TOKEN_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
 
     @property
     def _state(self) -> EmulatorState:
@@ -256,14 +260,10 @@ class _RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
     def authenticate_user(self, refresh_token: RefreshToken) -> Identity | None:
         return self._state.identity(refresh_token.user_id)
 
-    def issue_token(self, user: Identity, refresh_token: RefreshToken) -> _TokenResponse:
-        token: _TokenResponse = super().issue_token(user, refresh_token)
-        # LWA answers a refresh with the refresh token the client already holds.
-        token["refresh_token"] = refresh_token.value
-        return token
-
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
-        # LWA refresh tokens stay valid after use.
+        # The refresh token used stays valid: Amazon's refresh tokens last
+        # until the person removes the app, and Amazon does not say a refresh
+        # revokes the one sent.
         pass
 
 
@@ -297,7 +297,7 @@ class LWAAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.state.issue_access_token(
             client_id, user_id, scope, token["expires_in"], value=token["access_token"]
         )
-        if code is not None and "refresh_token" in token:
+        if "refresh_token" in token:
             self.state.save_refresh_token(
                 RefreshToken(token["refresh_token"], client_id, user_id, scope)
             )

@@ -24,6 +24,8 @@ __all__ = [
     "ACCESS_TOKEN_LIFETIME",
     "CODE_LIFETIME",
     "ENDPOINTS",
+    "MAX_TOKEN_BYTES",
+    "MIN_TOKEN_LENGTH",
     "REDIRECT_SCHEMES",
     "SCOPES",
     "USER_ID_PATTERN",
@@ -69,14 +71,22 @@ class InvalidInput(ValueError):
     """A control request or command-line value the emulator cannot accept."""
 
 
+#: Amazon's access tokens are "350 characters or more in length, with a maximum
+#: size of 2048 bytes"; refresh tokens "follow the same format". The emulator's
+#: are 405 characters, so code that assumed short tokens fails here too.
+MIN_TOKEN_LENGTH: Final = 350
+MAX_TOKEN_BYTES: Final = 2048
+_TOKEN_RANDOM_BYTES: Final = 300
+
+
 def new_access_token() -> str:
-    """A fresh access token, shaped like LWA's (``Atza|`` + opaque text)."""
-    return "Atza|" + secrets.token_urlsafe(48)
+    """A fresh access token, shaped like LWA's (``Atza|`` + 400 URL-safe characters)."""
+    return "Atza|" + secrets.token_urlsafe(_TOKEN_RANDOM_BYTES)
 
 
 def new_refresh_token() -> str:
-    """A fresh refresh token, shaped like LWA's (``Atzr|`` + opaque text)."""
-    return "Atzr|" + secrets.token_urlsafe(48)
+    """A fresh refresh token, shaped like LWA's (``Atzr|`` + 400 URL-safe characters)."""
+    return "Atzr|" + secrets.token_urlsafe(_TOKEN_RANDOM_BYTES)
 
 
 def app_id_for(client_id: str) -> str:
@@ -228,7 +238,7 @@ class AccessToken:
 
 @dataclass(frozen=True)
 class RefreshToken:
-    """An ``Atzr|`` token: never expires, survives refreshes (as LWA's do)."""
+    """An ``Atzr|`` token: never expires, stays valid after a refresh."""
 
     value: str = field(repr=False)
     client_id: str
