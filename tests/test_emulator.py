@@ -736,8 +736,44 @@ def test_token_in_the_query_string_works_but_is_counted(lwa, http):
     assert lwa.stats()["token_in_query"] == 1
 
 
+def test_profile_takes_the_token_in_the_x_amz_access_token_header(lwa, http):
+    token = lwa.mint_token(CLIENT_ID, ADA)
+    answer = http.get(f"{lwa.url}/user/profile", headers={"x-amz-access-token": token})
+    assert (answer.status_code, answer.json()["user_id"]) == (200, ADA)
+    both = http.get(
+        f"{lwa.url}/user/profile",
+        headers={"x-amz-access-token": token, "Authorization": f"Bearer {token}"},
+    )
+    assert both.status_code == 200  # the same token twice
+    expired = lwa.mint_token(CLIENT_ID, ADA, expires_in=0)
+    answer = http.get(f"{lwa.url}/user/profile", headers={"X-Amz-Access-Token": expired})
+    assert (answer.status_code, answer.json()) == (400, EXPIRED)
+    assert lwa.stats()["token_in_query"] == 0
+
+
+def test_profile_refuses_two_different_tokens(lwa, http):
+    ours, theirs = lwa.mint_token(CLIENT_ID, ADA), lwa.mint_token(OTHER_APP, ADA)
+    answer = http.get(
+        f"{lwa.url}/user/profile",
+        headers={"x-amz-access-token": theirs, "Authorization": f"Bearer {ours}"},
+    )
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {
+            "error": "invalid_request",
+            "error_description": "The request carries two different access tokens",
+        },
+    )
+
+
 @pytest.mark.parametrize(
-    "headers", [{}, {"Authorization": "Bearer "}, {"Authorization": "Basic YTpi"}]
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Basic YTpi"},
+        {"x-amz-access-token": ""},
+    ],
 )
 def test_profile_without_a_token_is_invalid_request(lwa, http, headers):
     answer = http.get(f"{lwa.url}/user/profile", headers=headers)

@@ -127,13 +127,19 @@ def _lwa_error(error: str, description: str, status: int = 400) -> Response:
 _MISSING_TOKEN: Final = "The request is missing a required parameter : access_token"
 _INVALID_TOKEN: Final = "The request has an invalid parameter : access_token"
 _EXPIRED_TOKEN: Final = "The token has expired"
+_TWO_TOKENS: Final = "The request carries two different access tokens"
 
 
-def _bearer_token() -> str | None:
+def _header_tokens() -> set[str]:
+    """The tokens in the headers profile takes: ``Authorization: Bearer`` and
+    ``x-amz-access-token`` (Amazon's "Obtain Customer Profile Information")."""
+    tokens = set()
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return None
+        tokens.add(value.strip())
+    if request.headers.get("x-amz-access-token", "").strip():
+        tokens.add(request.headers["x-amz-access-token"].strip())
+    return tokens
 
 
 def create_app(
@@ -230,7 +236,10 @@ def _add_lwa_routes(app: Flask, server: LWAAuthorizationServer, state: EmulatorS
 
     @app.get("/user/profile")
     def profile() -> Any:
-        value = _bearer_token()
+        offered = _header_tokens()
+        if len(offered) > 1:
+            return _lwa_error("invalid_request", _TWO_TOKENS)
+        value = next(iter(offered), None)
         if value is None and request.args.get("access_token"):
             # Amazon accepts this; counting it lets tests prove a client never does it.
             state.count_token_in_query()
