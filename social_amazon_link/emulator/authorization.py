@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from authlib.common.urls import add_params_to_uri
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import (
@@ -34,11 +35,14 @@ from .state import (
     SCOPES,
     AuthorizationCode,
     Client,
+    Consent,
     EmulatorState,
     Identity,
+    InvalidInput,
     RefreshToken,
     new_access_token,
     new_refresh_token,
+    parse_scope_data,
 )
 
 if TYPE_CHECKING:
@@ -179,6 +183,20 @@ class _PKCE(CodeChallenge):  # type: ignore[misc]
             raise InvalidGrantError("The code_verifier does not match the code_challenge.")
 
 
+class _ScopeData:
+    """Authlib grant extension: checks ``scope_data`` on the authorize request."""
+
+    def __call__(self, grant: AuthorizationCodeGrant) -> None:
+        grant.register_hook("after_validate_authorization_request_payload", self.validate)
+
+    def validate(self, grant: AuthorizationCodeGrant, redirect_uri: str) -> None:
+        request = grant.request
+        try:
+            parse_scope_data(request.payload.data.get("scope_data"), request.scope)
+        except InvalidInput as error:
+            raise InvalidRequestError(str(error)) from None
+
+
 class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
     """The authorization-code grant over the emulator's state."""
 
@@ -213,13 +231,23 @@ class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
                 client_id=request.client.client_id,
                 redirect_uri=request.payload.redirect_uri,
                 user_id=request.user.user_id,
-                scope=request.scope,
+                scope=request.user.scope,
                 expires_at=self._state.clock() + CODE_LIFETIME,
                 code_challenge=challenge,
                 # Amazon: "plain" when the request carries no method.
                 code_challenge_method=(method or "plain") if challenge else None,
             )
         )
+
+    def create_authorization_response(
+        self, redirect_uri: str, grant_user: Consent | None
+    ) -> tuple[int, str, list[tuple[str, str]]]:
+        status, body, headers = super().create_authorization_response(redirect_uri, grant_user)
+        assert grant_user is not None  # a denial raised AccessDeniedError
+        # Amazon returns the scopes the person granted ("Essential / Voluntary
+        # Scopes"), for the app to compare with those it asked for.
+        location = add_params_to_uri(dict(headers)["Location"], [("scope", grant_user.scope)])
+        return status, body, [("Location", location)]
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
         return self._state.consume_code(code, client.client_id)
@@ -276,7 +304,7 @@ class LWAAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.scopes_supported = sorted(SCOPES)
         self.register_token_generator("default", _generate_token)
         self.register_client_auth_method("none", _authenticate_none)
-        self.register_grant(_CodeGrant, [_PKCE(required=True)])
+        self.register_grant(_CodeGrant, [_PKCE(required=True), _ScopeData()])
         self.register_grant(_RefreshGrant)
 
     def query_client(self, client_id: str) -> Client | None:
