@@ -1258,11 +1258,20 @@ def test_no_token_or_secret_reaches_the_logs(lwa, http, caplog):
             auth=(CLIENT_ID, SECRET),
         )
         tokeninfo(http, lwa, tokens["access_token"])
+        verifier, challenge = pkce_pair("p")
+        code = get_code(http, lwa, code_challenge=challenge, code_challenge_method="S256")
+        body = {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK}
+        answer = http.post(
+            f"{lwa.url}/auth/o2/token",
+            json={**body, "client_id": CLIENT_ID, "code_verifier": verifier},
+        )
+        assert answer.status_code == 200
     # urllib3 is the test's own HTTP client logging its URLs; the rest is the emulator.
     emulator_logs = [r.getMessage() for r in caplog.records if not r.name.startswith("urllib3")]
     assert any("Issue token" in line for line in emulator_logs)
     text = "\n".join(emulator_logs)
     assert "Atza|" not in text and "Atzr|" not in text and SECRET not in text
+    assert verifier not in text and challenge not in text and code not in text
 
 
 def _free_port() -> int:

@@ -214,7 +214,11 @@ class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
             # caller is the app that asked for it. Checked before the code is
             # used up, so a forgotten secret does not spend the code.
             code = self._state.peek_code(self.request.form.get("code") or "")
-            if code is not None and code.code_challenge is None:
+            if (
+                code is not None
+                and code.client_id == client.client_id
+                and code.code_challenge is None
+            ):
                 raise InvalidClientError(
                     status_code=401,
                     description="Client authentication failed: send the client_secret"
