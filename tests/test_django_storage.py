@@ -81,6 +81,14 @@ def test_a_wrong_password_stays_counted_when_the_request_rolls_back(storage, dja
         # Written through a second connection, committed before the rollback.
         assert counted == [(1, 0)]
         assert events == [("wrong_password", pk)]
+        # Which the end of the request closes, as Django closes its own.
+        from django.core.signals import request_finished
+        from django.db import connections
+
+        own = connections["default__amazon_link"]
+        assert own.connection is not None
+        request_finished.send(sender=None)
+        assert own.connection is None
     else:
         # SQLite has one writer: a second connection would wait on the
         # request's own lock, so the counts go with the request (docs/storage.md).
@@ -102,6 +110,32 @@ def test_an_event_for_an_account_the_request_made_commits_with_the_request(stora
     assert rows(django_db, "SELECT user_id, uid FROM social_auth_usersocialauth") == [
         (pk, "amzn1.account.ANN")
     ]
+
+
+def test_inside_a_django_testcase_the_counts_stay_in_the_tests_transaction(storage, django_db):
+    from django.contrib.auth import get_user_model
+    from django.test import TestCase
+
+    from social_amazon_link.django.models import PasswordAttempts
+
+    class Case(TestCase):
+        databases = {"default"}
+
+    # What TestCase does around each test: a transaction, rolled back after.
+    atomics = Case._enter_atomics()
+    try:
+        pk = add_user("ann", "ann@example.com", "right")  # the test's own account
+        assert storage.link_attempts.reserve(pk, **LIMITS).allowed
+        assert storage.link_attempts.fail(pk, **LIMITS) == 1
+        storage.link_events.record("wrong_password", user_id=pk, amazon_user_id=None)
+        assert PasswordAttempts.objects.get(user_id=pk).failures == 1
+        assert [e.event for e in storage.link_events.for_user(pk)] == ["wrong_password"]
+    finally:
+        Case._rollback_atomics(atomics)
+    # Nothing outlives the test.
+    assert rows(django_db, "SELECT user_id FROM amazon_link_password_attempts") == []
+    assert rows(django_db, "SELECT user_id FROM amazon_link_events") == []
+    assert not get_user_model().objects.exists()
 
 
 def test_the_identity_lock_inside_the_apps_transaction_is_held_until_it_commits(storage):

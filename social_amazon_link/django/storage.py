@@ -29,6 +29,7 @@ Transactions, as Django runs them:
 from __future__ import annotations
 
 import base64
+import copy
 import sqlite3
 import time
 import weakref
@@ -51,6 +52,7 @@ from django.db import (
 )
 from django.db.models import Case, F, Func, Lookup, Max, Q, Value, When
 from django.db.models.functions import Lower
+from django.db.utils import ConnectionDoesNotExist, load_backend
 from social_core.exceptions import AuthAssociationError
 from social_core.storage import (
     AssociationMixin,
@@ -107,19 +109,22 @@ def _finish(conn: Any, *, commit: bool) -> None:
         block.__exit__(DatabaseError, error, None)
 
 
-def _end_abandoned(**_: Any) -> None:
-    """At the end of a request, roll back what this storage left open in this thread
-    (a lock taken, an account added, then the view raised before the link)."""
+def _end_request(**_: Any) -> None:
+    """At the end of a request: roll back what this storage left open in this
+    thread (a lock taken, an account added, then the view raised before the
+    link), and close the thread's second connection as Django closes its own."""
     for conn in connections.all(initialized_only=True):
         block = _open_blocks.pop(conn, None)
         if block is not None:
             # Django closed the connection in its transaction already (its
             # autocommit was off): the block's end makes it usable again.
             block.__exit__(DatabaseError, DatabaseError("request ended"), None)
+        with suppress(ConnectionDoesNotExist, AttributeError):
+            connections[conn.alias + OWN_ALIAS_SUFFIX].close_if_unusable_or_obsolete()
 
 
 # After Django's own close_old_connections (connected when django.db loads).
-request_finished.connect(_end_abandoned, dispatch_uid="social_amazon_link.django.storage")
+request_finished.connect(_end_request, dispatch_uid="social_amazon_link.django.storage")
 
 
 @contextmanager
@@ -139,30 +144,44 @@ def _writing(conn: Any = None) -> Iterator[Any]:
 
 
 def _own_connection(conn: Any) -> Any:
-    """A second connection to ``conn``'s database, outside its transaction.
+    """This thread's second connection to ``conn``'s database, outside its transaction.
 
-    Its alias is made from ``conn``'s settings the first time, and again when
-    they change (a test pointing ``default`` at another database).
+    Made from ``conn``'s settings, and again when they change (a test run
+    pointing ``default`` at its test database). Its alias is known to this
+    thread's ``connections`` only, not to ``DATABASES``: Django's test runner
+    makes no database for it and ``close_old_connections`` does not see it,
+    so the end of each request closes it here (:func:`_end_request`).
     """
     alias = conn.alias + OWN_ALIAS_SUFFIX
-    source = connections.settings[conn.alias]
-    if connections.settings.get(alias) != source:
-        connections.settings[alias] = dict(source)
-    own = connections[alias]
-    if own.settings_dict != source:  # this thread's, made for an earlier database
-        own.close()
-        del connections[alias]
+    try:
         own = connections[alias]
+    except ConnectionDoesNotExist:
+        own = None
+    if own is not None and own.settings_dict == conn.settings_dict:
+        return own
+    if own is not None:
+        own.close()  # made for an earlier database
+    own = load_backend(conn.settings_dict["ENGINE"]).DatabaseWrapper(
+        copy.deepcopy(conn.settings_dict), alias
+    )
+    connections[alias] = own
     return own
 
 
 def _counting_connection() -> Any:
     """Where the counts and events are written: committed on their own, even
-    inside the app's transaction (see the module's docstring)."""
+    inside the app's transaction (see the module's docstring).
+
+    Not inside a test of Django's ``TestCase``, which runs each test in a
+    transaction it rolls back: there they stay in it (a second connection
+    would not see the test's accounts, and its rows would outlive the test).
+    """
     conn = _connection()
-    if conn.in_atomic_block and conn.vendor != "sqlite":
-        return _own_connection(conn)
-    return conn
+    if not conn.in_atomic_block or conn.vendor == "sqlite":
+        return conn
+    if getattr(conn.atomic_blocks[0], "_from_testcase", False):
+        return conn
+    return _own_connection(conn)
 
 
 def _lock(conn: Any, names: list[str]) -> None:
