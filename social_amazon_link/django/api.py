@@ -79,4 +79,6 @@ def _send(answer: api.Answer) -> HttpResponse:
     response = HttpResponse(answer.text, status=answer.status, content_type="application/json")
     for name, value in answer.headers.items():
         response[name] = value
+    # As Flask's answers carry it (Django adds it only with CommonMiddleware).
+    response["Content-Length"] = str(len(response.content))
     return response

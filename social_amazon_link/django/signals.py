@@ -21,7 +21,7 @@ __all__ = ["connect"]
 
 def connect() -> None:
     for signal in (user_logged_in, user_logged_out):
-        signal.connect(session_changes_hands, dispatch_uid=f"social_amazon_link.{id(signal)}")
+        signal.connect(session_changes_hands, dispatch_uid=__name__)
 
 
 def session_changes_hands(sender: Any, request: Any = None, **_signal: Any) -> None:
