@@ -198,10 +198,9 @@ class DjangoServed(Served):
     ) -> int:
         from tests.django_app.models import User
 
+        # No password: Django's unusable one, as a Django app marks an account
+        # that signs in with Amazon only.
         user = User.objects.create_user(username, email, password, **fields)
-        if password is None:
-            # As the Flask sample app's: no password at all (signs in with Amazon).
-            User.objects.filter(pk=user.pk).update(password=None)
         return int(user.pk)
 
     def link(self, user_id: int, amazon_user_id: str, **extra_data: Any) -> None:

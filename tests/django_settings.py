@@ -50,6 +50,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "social_django.middleware.SocialAuthExceptionMiddleware",
+    "social_amazon_link.django.middleware.AmazonLinkMiddleware",
 ]
 TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
 AUTHENTICATION_BACKENDS = [

@@ -174,5 +174,8 @@ def _backend_names(strategy: Any) -> list[str]:
     for backend in strategy.get_backends():
         if isinstance(backend, str):
             backend = module_member(backend)  # type: ignore[no-untyped-call]
-        names.append(str(backend.name))
+        # Django's AUTHENTICATION_BACKENDS lists its own (ModelBackend) too.
+        name = getattr(backend, "name", None)
+        if isinstance(name, str):
+            names.append(name)
     return names
