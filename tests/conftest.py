@@ -56,6 +56,11 @@ class Served:
         """The person clicks "Login with Amazon" (a link to ``/login/amazon/`` here)."""
         return browser.get(f"{self.url}/login/{backend}/{query}", allow_redirects=False)
 
+    @property
+    def secret_key(self) -> str:
+        """The app's ``SECRET_KEY``."""
+        return str(self.app.secret_key)
+
     @contextmanager
     def storage(self) -> Iterator[Any]:
         """The app's storage class (``SOCIAL_AUTH_STORAGE``), bound to its database."""
@@ -174,6 +179,12 @@ class DjangoServed(Served):
             data={"csrf_token": token},
             allow_redirects=False,
         )
+
+    @property
+    def secret_key(self) -> str:
+        from django.conf import settings
+
+        return str(settings.SECRET_KEY)
 
     @contextmanager
     def storage(self) -> Iterator[Any]:

@@ -15,6 +15,8 @@ from typing import Any
 
 from django.contrib.auth import login
 from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_variables
 from social_core.utils import user_is_authenticated
 from social_django.strategy import DjangoStrategy as SocialDjangoStrategy
 
@@ -36,6 +38,20 @@ class DjangoStrategy(SocialDjangoStrategy):
             values.update(self.request.POST.dict())
             return prompt_request_data(values)
         return super().get_request_data(merge)
+
+    @method_decorator(sensitive_variables())
+    def authenticate(self, backend: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run the backend's pipeline (what ``django.contrib.auth.authenticate`` does
+        for a social backend), every variable below hidden from Django's error
+        reports: a prompt's answer (a typed password or code) travels in the
+        pipeline's keywords, which Django's ``authenticate`` would show, as it
+        hides only its own ``credentials``."""
+        kwargs.update(strategy=self, storage=self.storage, backend=backend)
+        kwargs.pop("request", None)
+        user: Any = backend.authenticate(self.request, *args, **kwargs)
+        if isinstance(user, self.storage.user.user_model()):
+            user.backend = backend_path(backend)  # as Django's authenticate marks it
+        return user
 
     def session_keys(self) -> Iterable[str]:
         return list(self.session.keys())
