@@ -11,7 +11,7 @@ for its own sign-in.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import login
 from django.urls import reverse
@@ -48,9 +48,10 @@ class DjangoStrategy(SocialDjangoStrategy):
         hides only its own ``credentials``."""
         kwargs.update(strategy=self, storage=self.storage, backend=backend)
         kwargs.pop("request", None)
-        user: Any = backend.authenticate(self.request, *args, **kwargs)
+        user = backend.authenticate(self.request, *args, **kwargs)
         if isinstance(user, self.storage.user.user_model()):
-            user.backend = backend_path(backend)  # as Django's authenticate marks it
+            # As Django's authenticate marks the user it returns.
+            cast(Any, user).backend = backend_path(backend)
         return user
 
     def session_keys(self) -> Iterable[str]:
