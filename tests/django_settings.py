@@ -8,6 +8,8 @@ database (``database_url``) before the test runs.
 
 from __future__ import annotations
 
+import os
+
 from social_amazon_link import pipelines as _pipelines
 
 SECRET_KEY = "django-tests-secret-not-for-production"
@@ -25,7 +27,9 @@ INSTALLED_APPS = [
     "social_amazon_link.django",
     "tests.django_app",
 ]
-AUTH_USER_MODEL = "django_app.User"
+# The test app's custom model; SAL_TEST_AUTH_USER_MODEL=auth.User runs a
+# process on Django's own (tests/test_django_storage.py does, in a subprocess).
+AUTH_USER_MODEL = os.environ.get("SAL_TEST_AUTH_USER_MODEL", "django_app.User")
 # Fast hashing: the suites hash many passwords.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

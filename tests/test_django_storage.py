@@ -1,0 +1,239 @@
+"""The Django storage beyond the conformance suite: Django's transactions, its tables, auth.User.
+
+The conformance suite (tests/test_storage_contract.py) runs on
+``DjangoStorage`` too; these tests cover what only Django has: the app's own
+transaction (``ATOMIC_REQUESTS``) around the steps, the migrations, the
+tables shared with the SQLAlchemy storage, and Django's own ``auth.User``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.pool import NullPool
+
+from tests.storage_conformance import HOLD_SECONDS, in_threads
+
+ROOT = Path(__file__).resolve().parent.parent
+LIMITS = {"max_attempts": 5, "lockout_seconds": 900}
+
+
+class RolledBack(Exception):
+    """What a view raises after the steps ran: the request's transaction rolls back."""
+
+
+@pytest.fixture
+def storage(django_db: str) -> Any:
+    from social_amazon_link.django.storage import DjangoStorage
+
+    return DjangoStorage
+
+
+def add_user(username: str, email: str, password: str | None = None) -> int:
+    from django.contrib.auth import get_user_model
+
+    return int(get_user_model().objects.create_user(username, email, password).pk)
+
+
+def rows(database_url: str, sql: str) -> list[tuple[Any, ...]]:
+    """Read the database through a connection of its own, as another process would."""
+    with create_engine(database_url, poolclass=NullPool).connect() as conn:
+        return [tuple(row) for row in conn.execute(text(sql))]
+
+
+def atomic_request(view: Any) -> Any:
+    """``view`` as Django's handler runs it when ``ATOMIC_REQUESTS`` is on."""
+    from django.core.handlers.base import BaseHandler
+    from django.db import connections
+
+    connections["default"].settings_dict["ATOMIC_REQUESTS"] = True
+    return BaseHandler().make_view_atomic(view)
+
+
+# -- the app's transaction (ATOMIC_REQUESTS) ----------------------------------------
+
+
+def test_a_wrong_password_stays_counted_when_the_request_rolls_back(storage, django_db, db_kind):
+    pk = add_user("ann", "ann@example.com", "right")
+
+    def view(request: Any) -> None:
+        storage.user.get_user(pk)  # the request reads first, as a view does
+        assert storage.link_attempts.reserve(pk, **LIMITS).allowed
+        assert storage.link_attempts.fail(pk, **LIMITS) == 1
+        storage.link_events.record("wrong_password", user_id=pk, amazon_user_id=None)
+        raise RolledBack
+
+    with pytest.raises(RolledBack):
+        atomic_request(view)(None)
+
+    counted = rows(django_db, "SELECT failures, pending FROM amazon_link_password_attempts")
+    events = rows(django_db, "SELECT event, user_id FROM amazon_link_events")
+    if db_kind == "postgres":
+        # Written through a second connection, committed before the rollback.
+        assert counted == [(1, 0)]
+        assert events == [("wrong_password", pk)]
+    else:
+        # SQLite has one writer: a second connection would wait on the
+        # request's own lock, so the counts go with the request (docs/storage.md).
+        assert counted == []
+        assert events == []
+
+
+def test_an_event_for_an_account_the_request_made_commits_with_the_request(storage, django_db):
+    # The second connection cannot see an account the request has not
+    # committed (its foreign key): the event goes with the request instead.
+    def view(request: Any) -> int:
+        user = storage.user.create_user(username="ann", email="ann@example.com")
+        storage.user.create_social_auth(user, "amzn1.account.ANN", "amazon", "user_id")
+        storage.link_events.record("linked", user_id=user.pk, amazon_user_id="amzn1.account.ANN")
+        return int(user.pk)
+
+    pk = atomic_request(view)(None)
+    assert rows(django_db, "SELECT event, user_id FROM amazon_link_events") == [("linked", pk)]
+    assert rows(django_db, "SELECT user_id, uid FROM social_auth_usersocialauth") == [
+        (pk, "amzn1.account.ANN")
+    ]
+
+
+def test_the_identity_lock_inside_the_apps_transaction_is_held_until_it_commits(storage):
+    from django.db import connections, transaction
+
+    locked = threading.Event()
+    seen: dict[str, Any] = {}
+
+    def first() -> None:
+        with transaction.atomic():  # the request's transaction
+            storage.user.lock_identity("amazon", "amzn1.account.ANN", "ann@example.com")
+            user = storage.user.create_user(username="ann", email="ann@example.com")
+            storage.user.create_social_auth(user, "amzn1.account.ANN", "amazon")
+            locked.set()
+            time.sleep(HOLD_SECONDS)
+            seen["committing"] = time.monotonic()
+
+    def second() -> None:
+        assert locked.wait(10)
+        storage.user.lock_identity("amazon", "amzn1.account.ANN", "ann@example.com")
+        seen["locked"] = time.monotonic()
+        seen["link"] = storage.user.get_social_auth("amazon", "amzn1.account.ANN")
+        storage.end_transaction()
+
+    in_threads(SimpleNamespace(done=connections.close_all), 2, lambda i: (first, second)[i]())
+    assert seen["locked"] >= seen["committing"]
+    assert seen["link"] is not None and seen["link"].user.username == "ann"
+
+
+# -- accounts and links -------------------------------------------------------------
+
+
+def test_an_account_whose_link_fails_is_not_saved(storage, django_db):
+    bob = storage.user.get_user(add_user("bob", "bob@example.com", "pw"))
+    storage.user.create_social_auth(bob, "amzn1.account.ANN", "amazon")
+
+    ann = storage.user.create_user(username="ann", email="ann@example.com")
+    with pytest.raises(Exception) as refused:
+        storage.user.create_social_auth(ann, "amzn1.account.ANN", "amazon")
+    assert storage.is_integrity_error(refused.value)
+    assert rows(django_db, "SELECT username FROM users ORDER BY id") == [("bob",)]
+
+    # The storage goes on: the next account is saved with its link.
+    eve = storage.user.create_user(username="eve", email="eve@example.com")
+    storage.user.create_social_auth(eve, "amzn1.account.EVE", "amazon")
+    assert rows(django_db, "SELECT username FROM users ORDER BY id") == [("bob",), ("eve",)]
+
+
+def test_the_username_and_email_checks_go_beyond_stock_social_django(storage):
+    from social_django.models import DjangoStorage as StockStorage
+
+    add_user("Ülrich", "Ülrich@Example.com")
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.filter(username="Ülrich").update(is_active=False)
+    # Stock social_django: the database's comparison, active accounts only.
+    assert not StockStorage.user.user_exists(username="ülrich")
+    assert list(StockStorage.user.get_users_by_email("ülrich@example.com")) == []
+    # This storage: any case, non-ASCII included, inactive accounts too.
+    assert storage.user.user_exists(username="ülrich")
+    assert [u.username for u in storage.user.get_users_by_email("ülrich@example.com")] == ["Ülrich"]
+    # A deactivated account's session ends, as with Django's own backends.
+    [user] = storage.user.get_users_by_email("ÜLRICH@example.com")
+    assert storage.user.get_user(user.pk) is None
+    assert storage.user.get_user("not a number") is None
+
+
+def test_emailed_codes_are_stored_as_keyed_hashes_only(storage, django_db):
+    sent = storage.code.make_code("ann@example.com")
+    [(stored,)] = rows(django_db, "SELECT code FROM social_auth_code")
+    assert stored != sent.code and sent.code not in stored
+    assert stored == storage.code.digest(sent.code)
+    assert len(stored) == 32
+
+
+def test_djangos_connection_errors_are_database_unavailable(storage):
+    from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError
+
+    assert storage.database_unavailable(InterfaceError("connection already closed")).code == (
+        "database_unavailable"
+    )
+    assert storage.database_unavailable(OperationalError("server closed the connection"))
+    assert storage.database_unavailable(IntegrityError("duplicate key")) is None
+    assert storage.database_unavailable(DatabaseError("something else")) is None
+
+
+# -- tables and migrations ----------------------------------------------------------
+
+
+def test_the_migrations_match_the_models(django_db):
+    from django.core.management import call_command
+
+    # Exits (SystemExit) when a model changed without its migration.
+    call_command("makemigrations", "social_amazon_link", check=True, dry_run=True, verbosity=0)
+
+
+def test_the_tables_are_the_sqlalchemy_storages(django_db, tmp_path):
+    from social_amazon_link.sqlalchemy_storage import models_for
+    from tests.sample_app import User
+
+    models = models_for(User)
+    django_tables = inspect(create_engine(django_db, poolclass=NullPool))
+    for table in (models.link_attempts.__table__, models.link_events.__table__):
+        columns = {c["name"]: c for c in django_tables.get_columns(table.name)}
+        assert set(columns) == {c.name for c in table.columns}, table.name
+        for column in table.columns:
+            assert columns[column.name]["nullable"] == column.nullable, column.name
+        primary = django_tables.get_pk_constraint(table.name)["constrained_columns"]
+        assert sorted(primary) == sorted(c.name for c in table.primary_key), table.name
+        [foreign] = django_tables.get_foreign_keys(table.name)
+        assert (foreign["constrained_columns"], foreign["referred_table"]) == (["user_id"], "users")
+
+
+# -- Django's own auth.User ---------------------------------------------------------
+
+
+def test_the_conformance_suite_passes_with_djangos_own_user_model(database_url, db_kind, request):
+    # AUTH_USER_MODEL is fixed once Django is set up: another process runs it.
+    env = {**os.environ, "SAL_TEST_AUTH_USER_MODEL": "auth.User"}
+    if db_kind == "postgres":
+        env["TEST_POSTGRES_URL"] = request.getfixturevalue("postgres_url")
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "tests/test_storage_contract.py", "-k", "django"),
+            *("--db", db_kind, "-p", "no:cacheprovider", "-q"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    # Each test of the suite, on auth.User (username 150 characters, no name field).
+    assert "\n26 passed, " in done.stdout
