@@ -58,16 +58,25 @@ def amazon_errors(view: View) -> View:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
-            return view(request, *args, **kwargs)
+            response = view(request, *args, **kwargs)
         except SocialAuthBaseException as error:
-            return error_response(request, error)
+            response = error_response(request, error)
         except Exception as error:
             unavailable = load_strategy(request).storage.database_unavailable(error)
             if unavailable is None:
                 raise
-            return error_response(request, unavailable)
+            response = error_response(request, unavailable)
+        end_transaction(request)
+        return response
 
     return wrapper
+
+
+def end_transaction(request: HttpRequest) -> None:
+    """Commit what the storage still holds open (an identity lock whose sign-in
+    found the account made meanwhile), before the session middleware writes
+    the session on the same connection: what Flask's session teardown does."""
+    load_strategy(request).storage.end_transaction()
 
 
 def error_response(request: HttpRequest, error: SocialAuthBaseException) -> HttpResponse:
