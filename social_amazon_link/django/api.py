@@ -17,10 +17,10 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from social_core.exceptions import SocialAuthBaseException
-from social_django.utils import load_strategy
 
 from ..flow import api
 from ..flow.paused import load_backend
+from .strategy import load_strategy
 from .views import end_transaction
 
 __all__ = ["endpoint", "not_found"]

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out
-from social_django.utils import load_strategy
 
 from ..flow.paused import end_sign_ins
+from .strategy import load_strategy
 
 __all__ = ["connect"]
 

@@ -22,7 +22,7 @@ from social_django.strategy import DjangoStrategy as SocialDjangoStrategy
 
 from ..flow.prompts import prompt_request_data
 
-__all__ = ["PROMPT_VIEWS", "DjangoStrategy", "backend_path", "signed_in_user"]
+__all__ = ["PROMPT_VIEWS", "DjangoStrategy", "backend_path", "load_strategy", "signed_in_user"]
 
 #: The URL names of the prompt pages (:mod:`.views`).
 PROMPT_VIEWS = ("amazon_link_password", "amazon_link_register")
@@ -37,7 +37,7 @@ class DjangoStrategy(SocialDjangoStrategy):
             values = self.request.GET.dict()
             values.update(self.request.POST.dict())
             return prompt_request_data(values)
-        return super().get_request_data(merge)
+        return super().get_request_data(merge)  # type: ignore[no-untyped-call]
 
     @method_decorator(sensitive_variables())
     def authenticate(self, backend: Any, *args: Any, **kwargs: Any) -> Any:
@@ -71,6 +71,13 @@ class DjangoStrategy(SocialDjangoStrategy):
         """Rule 7: ``django.contrib.auth.login`` with the backend's dotted path
         (which must be in ``AUTHENTICATION_BACKENDS``: the system checks say so)."""
         login(self._require_request(), user, backend=backend_path(backend))
+
+
+def load_strategy(request: Any = None) -> Any:
+    """The strategy ``SOCIAL_AUTH_STRATEGY`` names, bound to ``request`` (social_django's)."""
+    from social_django.utils import load_strategy as social_load_strategy
+
+    return social_load_strategy(request)  # type: ignore[no-untyped-call]
 
 
 def backend_path(backend: Any) -> str:

@@ -37,7 +37,6 @@ from django.views.decorators.http import require_POST
 from social_core.actions import do_auth, do_complete
 from social_core.exceptions import SocialAuthBaseException
 from social_django import views as social_views
-from social_django.utils import load_strategy
 
 from ..errors import InvalidRequest
 from ..flow.login import login
@@ -45,7 +44,7 @@ from ..flow.pages import PromptPage, answer_prompt, cancel_prompt, error_page, o
 from ..flow.paused import end_waiting_prompt, load_backend
 from ..flow.prompts import FORM_EXPIRED
 from ..sqlalchemy_storage import parse_association_id
-from .strategy import signed_in_user
+from .strategy import load_strategy, signed_in_user
 
 __all__ = ["begin", "check_csrf", "complete", "disconnect", "password_prompt", "register_prompt"]
 
