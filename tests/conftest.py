@@ -4,6 +4,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,12 @@ class Served:
     ) -> requests.Response:
         """The person clicks "Login with Amazon" (a link to ``/login/amazon/`` here)."""
         return browser.get(f"{self.url}/login/{backend}/{query}", allow_redirects=False)
+
+    def purge_command(self) -> str:
+        """What the purge command prints (``flask amazon-link purge``)."""
+        result = self.app.test_cli_runner().invoke(args=["amazon-link", "purge"])
+        assert result.exit_code == 0, result.output
+        return str(result.output)
 
     @property
     def secret_key(self) -> str:
@@ -179,6 +186,14 @@ class DjangoServed(Served):
             data={"csrf_token": token},
             allow_redirects=False,
         )
+
+    def purge_command(self) -> str:
+        """``manage.py amazon_link_purge``."""
+        from django.core.management import call_command
+
+        out = StringIO()
+        call_command("amazon_link_purge", stdout=out)
+        return out.getvalue()
 
     @property
     def secret_key(self) -> str:
