@@ -52,10 +52,11 @@ class Served:
         return self.app.extensions["test_engine"]
 
     def start_sign_in(
-        self, browser: requests.Session, query: str = "", backend: str = "amazon"
+        self, browser: requests.Session, query: str = "", backend: str = "amazon", **headers: str
     ) -> requests.Response:
         """The person clicks "Login with Amazon" (a link to ``/login/amazon/`` here)."""
-        return browser.get(f"{self.url}/login/{backend}/{query}", allow_redirects=False)
+        url = f"{self.url}/login/{backend}/{query}"
+        return browser.get(url, headers=headers, allow_redirects=False)
 
     def purge_command(self) -> str:
         """What the purge command prints (``flask amazon-link purge``)."""
@@ -176,14 +177,15 @@ class DjangoServed(Served):
         return self._engine
 
     def start_sign_in(
-        self, browser: requests.Session, query: str = "", backend: str = "amazon"
+        self, browser: requests.Session, query: str = "", backend: str = "amazon", **headers: str
     ) -> requests.Response:
         """social_django starts a sign-in on a POST with the CSRF token only: the
         form on the app's page posts it."""
-        token = browser.get(f"{self.url}/csrf-token").json()["csrf_token"]
+        token = browser.get(f"{self.url}/csrf-token", headers=headers).json()["csrf_token"]
         return browser.post(
             f"{self.url}/login/{backend}/{query}",
             data={"csrf_token": token},
+            headers=headers,
             allow_redirects=False,
         )
 

@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tests.django_app.middleware.HeaderSignIn",
     "social_django.middleware.SocialAuthExceptionMiddleware",
     "social_amazon_link.django.middleware.AmazonLinkMiddleware",
 ]
