@@ -4,6 +4,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,22 @@ class Served:
         return self.app.extensions["test_engine"]
 
     def start_sign_in(
-        self, browser: requests.Session, query: str = "", backend: str = "amazon"
+        self, browser: requests.Session, query: str = "", backend: str = "amazon", **headers: str
     ) -> requests.Response:
         """The person clicks "Login with Amazon" (a link to ``/login/amazon/`` here)."""
-        return browser.get(f"{self.url}/login/{backend}/{query}", allow_redirects=False)
+        url = f"{self.url}/login/{backend}/{query}"
+        return browser.get(url, headers=headers, allow_redirects=False)
+
+    def purge_command(self) -> str:
+        """What the purge command prints (``flask amazon-link purge``)."""
+        result = self.app.test_cli_runner().invoke(args=["amazon-link", "purge"])
+        assert result.exit_code == 0, result.output
+        return str(result.output)
+
+    @property
+    def secret_key(self) -> str:
+        """The app's ``SECRET_KEY``."""
+        return str(self.app.secret_key)
 
     @contextmanager
     def storage(self) -> Iterator[Any]:
@@ -164,16 +177,31 @@ class DjangoServed(Served):
         return self._engine
 
     def start_sign_in(
-        self, browser: requests.Session, query: str = "", backend: str = "amazon"
+        self, browser: requests.Session, query: str = "", backend: str = "amazon", **headers: str
     ) -> requests.Response:
         """social_django starts a sign-in on a POST with the CSRF token only: the
         form on the app's page posts it."""
-        token = browser.get(f"{self.url}/csrf-token").json()["csrf_token"]
+        token = browser.get(f"{self.url}/csrf-token", headers=headers).json()["csrf_token"]
         return browser.post(
             f"{self.url}/login/{backend}/{query}",
             data={"csrf_token": token},
+            headers=headers,
             allow_redirects=False,
         )
+
+    def purge_command(self) -> str:
+        """``manage.py amazon_link_purge``."""
+        from django.core.management import call_command
+
+        out = StringIO()
+        call_command("amazon_link_purge", stdout=out)
+        return out.getvalue()
+
+    @property
+    def secret_key(self) -> str:
+        from django.conf import settings
+
+        return str(settings.SECRET_KEY)
 
     @contextmanager
     def storage(self) -> Iterator[Any]:
@@ -198,10 +226,9 @@ class DjangoServed(Served):
     ) -> int:
         from tests.django_app.models import User
 
+        # No password: Django's unusable one, as a Django app marks an account
+        # that signs in with Amazon only.
         user = User.objects.create_user(username, email, password, **fields)
-        if password is None:
-            # As the Flask sample app's: no password at all (signs in with Amazon).
-            User.objects.filter(pk=user.pk).update(password=None)
         return int(user.pk)
 
     def link(self, user_id: int, amazon_user_id: str, **extra_data: Any) -> None:

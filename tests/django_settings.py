@@ -14,8 +14,9 @@ from social_amazon_link import pipelines as _pipelines
 
 SECRET_KEY = "django-tests-secret-not-for-production"
 DEBUG = False
-# app.example: the transport tests' WSGI client, as a server elsewhere would be named.
-ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver", "[::1]", "app.example"]
+# Any: the transport tests reach the app at this machine's network address
+# too, and name it app.example.
+ALLOWED_HOSTS = ["*"]
 USE_TZ = True
 TIME_ZONE = "UTC"
 
@@ -53,7 +54,9 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tests.django_app.middleware.HeaderSignIn",
     "social_django.middleware.SocialAuthExceptionMiddleware",
+    "social_amazon_link.django.middleware.AmazonLinkMiddleware",
 ]
 TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
 AUTHENTICATION_BACKENDS = [

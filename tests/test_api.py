@@ -829,9 +829,10 @@ def test_a_broken_chunked_body_is_invalid_request(serve_app, lwa_emulator):
     app = serve_app()
     host, port = urlsplit(app.url).hostname, urlsplit(app.url).port
     request_bytes = (
-        b"POST /api/amazon/token HTTP/1.1\r\nHost: app\r\nContent-Type: application/json\r\n"
-        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        b"not-a-size\r\n{}\r\n0\r\n\r\n"
+        f"POST /api/amazon/token HTTP/1.1\r\nHost: {host}:{port}\r\n".encode()
+        + b"Content-Type: application/json\r\n"
+        + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        + b"not-a-size\r\n{}\r\n0\r\n\r\n"
     )
     with socket.create_connection((host, port), timeout=5) as sock:
         sock.sendall(request_bytes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 GRACE = "amzn1.account.AEGRACEHOPPER00001"
 
 
@@ -55,6 +57,7 @@ def test_unlink_that_would_leave_no_way_to_sign_in_is_refused(serve_app, browser
     assert browser.get(f"{app.url}/me").json()["id"] == user_id
 
 
+@pytest.mark.flask_only  # Flask-WTF
 def test_with_flask_wtf_checking_chosen_views_only_unlink_still_needs_the_token(serve_app, browser):
     # An app may turn Flask-WTF's check of every view off and protect only
     # some; the integration's forms are checked all the same.

@@ -187,7 +187,7 @@ def test_a_typed_password_never_reaches_djangos_error_report(serve_app, lwa_emul
     # The report is there, with the request and the frames' variables...
     assert "the password service is down" in text
     assert "broken_checker" in text
-    assert "'password': '********************'" in text or "password" in text
+    assert "password" in html and "********************" in html
     # ...and the password nowhere in it.
     assert TYPED not in text
     assert TYPED not in html
@@ -207,7 +207,7 @@ def test_social_djangos_middleware_keeps_the_librarys_409_and_429(serve_app, lwa
     again = answer_prompt(browser, locked, password=PASSWORD)
     assert again.status_code == 429
     assert 'data-error-code="too_many_attempts"' in again.text
-    assert 0 < int(again.headers["Retry-After"]) <= 900
+    assert "Try again in 15 minutes." in again.text
 
     other = app.add_user("alan", "alan@example.com", "pw-alan-123")
     app.link(other, GRACE)

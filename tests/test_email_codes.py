@@ -15,8 +15,6 @@ from tests.flows import answer_prompt, sign_in
 
 GRACE = "amzn1.account.AEGRACEHOPPER00001"
 CODES = {"SOCIAL_AUTH_EMAIL_VALIDATION_FUNCTION": "tests.sample_app.send_code"}
-#: The sample app's SECRET_KEY, from which the codes' hash key is derived.
-SECRET_KEY = "test-secret-key"
 
 
 @pytest.fixture
@@ -25,7 +23,7 @@ def grace(lwa_emulator: Any) -> str:
     return GRACE
 
 
-def keyed(code: str, secret: str = SECRET_KEY) -> str:
+def keyed(code: str, secret: str) -> str:
     """What the table may hold of a code: HMAC-SHA256 under a key derived from the secret."""
     key = hashlib.sha256(b"social-amazon-link/email-codes/v1\x00" + secret.encode()).digest()
     return hmac.new(key, code.encode(), hashlib.sha256).hexdigest()[:32]
@@ -60,7 +58,8 @@ def test_a_code_is_eight_unambiguous_characters_and_only_its_keyed_hash_is_store
     assert len(code) == 8 and set(code) <= set(CODE_ALPHABET)
     assert not set("0O1IL") & set(CODE_ALPHABET)
     [row] = app.query("SELECT code, verified FROM social_auth_code")
-    assert row.code == keyed(code) and not row.verified
+    # The hash key is derived from the app's SECRET_KEY.
+    assert row.code == keyed(code, app.secret_key) and not row.verified
     assert row.code != hashlib.sha256(code.encode()).hexdigest()[:32]  # a key, not a plain hash
     assert code not in stored(app) and code.lower() not in stored(app)
 
@@ -71,7 +70,7 @@ def test_a_code_is_eight_unambiguous_characters_and_only_its_keyed_hash_is_store
     assert app.events() == [("linked", user_id, grace, "email_code")]
     # social-core's validate_email marked it used, and nothing wrote the code back.
     [row] = app.query("SELECT code, verified FROM social_auth_code")
-    assert (row.code, bool(row.verified)) == (keyed(code), True)
+    assert (row.code, bool(row.verified)) == (keyed(code, app.secret_key), True)
     assert code not in stored(app)
 
 
@@ -80,7 +79,8 @@ def test_the_hash_key_comes_from_the_secret_key(serve_app, browser, grace):
         serve_app, browser, grace, SECRET_KEY="another secret"
     )
     [row] = app.query("SELECT code FROM social_auth_code")
-    assert row.code == keyed(code, "another secret") != keyed(code)
+    assert app.secret_key == "another secret"
+    assert row.code == keyed(code, "another secret") != keyed(code, "the usual secret")
 
 
 def test_a_wrong_code_counts_and_is_recorded_as_a_wrong_code(serve_app, browser, grace):

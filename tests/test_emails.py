@@ -19,11 +19,8 @@ KATHERINE = "amzn1.account.AEKATHERINEJOHNSON1"
 
 
 def _users_by_email(app: Served, email: str) -> list[str]:
-    from social_amazon_link.flask.storage import FlaskStorage
-
-    with app.app.app_context():
-        found = sorted(u.username for u in FlaskStorage.user.get_users_by_email(email))
-        app.app.extensions["test_session"].remove()
+    with app.storage() as storage:
+        found = sorted(u.username for u in storage.user.get_users_by_email(email))
     return found
 
 
@@ -129,8 +126,6 @@ def test_storage_matches_every_case_of_an_address_and_nothing_else(serve_app):
 
 
 def test_codes_sent_are_counted_per_address_in_every_case(serve_app):
-    from social_amazon_link.flask.storage import FlaskStorage
-
     app = serve_app()
     now = datetime.now(UTC)
     for n, address in enumerate(["ÉLISE@example.com", "élise@EXAMPLE.com", "elise@example.com"]):
@@ -141,9 +136,8 @@ def test_codes_sent_are_counted_per_address_in_every_case(serve_app):
             c=f"code{n}",
             t=now - timedelta(seconds=10 - n),
         )
-    with app.app.app_context():
-        sent = FlaskStorage.code.sent_since("élise@example.com", now - timedelta(minutes=1))
-        app.app.extensions["test_session"].remove()
+    with app.storage() as storage:
+        sent = storage.code.sent_since("élise@example.com", now - timedelta(minutes=1))
     assert len(sent) == 2
 
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from social_amazon_link.flask.storage import FlaskStorage
 from tests.flows import answer_prompt, sign_in, start_sign_in
 
 GRACE = "amzn1.account.AEGRACEHOPPER00001"
@@ -29,14 +28,12 @@ def test_purge_removes_abandoned_states_and_pauses_once_too_old(serve_app, brows
     assert _counts(app) == (1, 1)
 
     # Still usable: the command leaves them.
-    result = app.app.test_cli_runner().invoke(args=["amazon-link", "purge"])
-    assert result.exit_code == 0, result.output
-    assert "purged 0 OAuth2 states, 0 paused sign-ins, 0 emailed codes" in result.output
+    assert "purged 0 OAuth2 states, 0 paused sign-ins, 0 emailed codes" in app.purge_command()
     assert _counts(app) == (1, 1)
 
     # An hour on, both are past their lifetimes.
-    with app.app.app_context():
-        purged = FlaskStorage.purge(now=time.time() + 3600)
+    with app.storage() as storage:
+        purged = storage.purge(now=time.time() + 3600)
     assert purged == {"nonces": 1, "partials": 1, "codes": 0, "attempts": 0, "events": 0}
     assert _counts(app) == (0, 0)
 
@@ -47,9 +44,9 @@ def test_purge_removes_the_code_an_abandoned_pause_sent(serve_app, browser, lwa_
     app.add_user("grace", "grace@example.com")  # no password: a code is emailed
     assert 'name="code"' in sign_in(browser, app, GRACE).text
     assert len(app.query("SELECT id FROM social_auth_code")) == 1
-    with app.app.app_context():
-        assert FlaskStorage.purge()["codes"] == 0  # its pause still waits
-        assert FlaskStorage.purge(now=time.time() + 3600)["codes"] == 1
+    with app.storage() as storage:
+        assert storage.purge()["codes"] == 0  # its pause still waits
+        assert storage.purge(now=time.time() + 3600)["codes"] == 1
     assert app.query("SELECT id FROM social_auth_code") == []
 
 
@@ -58,8 +55,8 @@ DAY = 24 * 3600
 
 
 def _purge(app, **kwargs) -> dict[str, int]:
-    with app.app.app_context():
-        return FlaskStorage.purge(**kwargs)
+    with app.storage() as storage:
+        return dict(storage.purge(**kwargs))
 
 
 def test_purge_removes_attempt_counters_once_their_window_has_passed(
@@ -157,10 +154,9 @@ def test_purge_command_reads_link_events_max_age_and_reports_each_table(
         u=grace,
         l=int(time.time()) - 3600,
     )
-    result = app.app.test_cli_runner().invoke(args=["amazon-link", "purge"])
-    assert result.exit_code == 0, result.output
+    output = app.purge_command()
     removed = 1 if max_age is None else 0
-    assert result.output == (
+    assert output == (
         "purged 0 OAuth2 states, 0 paused sign-ins, 0 emailed codes, "
         f"1 password-attempt counters, {removed} link events\n"
     )

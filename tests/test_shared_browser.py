@@ -70,14 +70,17 @@ def shared(serve_app: Any, identities: None) -> Any:
 
     def start(**settings: Any) -> Served:
         app = serve_app(**settings)
-        db = app.app.extensions["test_session"]
+        # The Django sample app reads the header always (tests/django_app/middleware.py).
+        if app.framework == "flask":
+            db = app.app.extensions["test_session"]
 
-        @app.app.login_manager.request_loader
-        def user_from_header(req: Any) -> Any:
-            name = req.headers.get(AS_USER)
-            if not name:
-                return None
-            return db.scalars(select(sample_app.User).where(sample_app.User.username == name)).one()
+            @app.app.login_manager.request_loader
+            def user_from_header(req: Any) -> Any:
+                name = req.headers.get(AS_USER)
+                if not name:
+                    return None
+                user = sample_app.User
+                return db.scalars(select(user).where(user.username == name)).one()
 
         app.add_user("grace", "grace@example.com", PASSWORD)
         app.add_user("alan", "alan@example.com", ALAN_PASSWORD)
@@ -211,7 +214,7 @@ def test_a_pause_started_signed_in_is_refused_to_anyone_else(shared, browser):
     alan = {AS_USER: "alan"}
 
     def paused_by_alan() -> requests.Response:
-        authorize = browser.get(f"{app.url}/login/amazon/", headers=alan, allow_redirects=False)
+        authorize = app.start_sign_in(browser, **alan)
         callback = consent(browser, authorize.headers["Location"], GRACE, "allow")
         prompt = browser.get(callback, headers=alan)
         assert "/link/amazon/password" in prompt.url and partials(app) == 1
@@ -232,6 +235,7 @@ def test_a_pause_started_signed_in_is_refused_to_anyone_else(shared, browser):
     assert app.links() == [(user_id(app, "alan"), GRACE)] and partials(app) == 0
 
 
+@pytest.mark.flask_only  # calls the steps in a Flask request context
 @pytest.mark.parametrize("step", [match_by_email_require_password, prefill_registration])
 def test_a_step_never_takes_someone_signed_in_now_for_proof(shared, step):
     # Behind any way of resuming (the integration refuses first): a step
@@ -351,6 +355,7 @@ def test_api_pause_started_signed_in_is_refused_to_anyone_else(shared, browser, 
 # -- sign-in and sign-out rotate the CSRF token ------------------------------------
 
 
+@pytest.mark.flask_only  # the Flask integration's own token (Django's login rotates its own)
 @pytest.mark.parametrize("flask_wtf", [False, True], ids=["own_token", "flask_wtf"])
 def test_sign_in_and_sign_out_rotate_the_csrf_token(shared, browser, flask_wtf):
     app = shared()
@@ -436,10 +441,11 @@ def test_a_sign_in_started_before_a_local_sign_in_cannot_finish_after_it(shared,
 # -- the remember-me cookie ----------------------------------------------------
 
 
+@pytest.mark.flask_only  # Flask-Login's remember-me cookie
 @pytest.mark.parametrize(("configured", "sent"), [(None, "Lax"), ("Strict", "Strict")])
 def test_remember_me_cookie_is_samesite_and_httponly(shared, browser, configured, sent):
     app = shared(SOCIAL_AUTH_FIELDS_STORED_IN_SESSION=["keep"], REMEMBER_COOKIE_SAMESITE=configured)
-    started = browser.get(f"{app.url}/login/amazon/?keep=1", allow_redirects=False)
+    started = app.start_sign_in(browser, "?keep=1")
     callback = consent(browser, started.headers["Location"], ADA, "allow")
     signed_in = browser.get(callback, allow_redirects=False)
     assert signed_in.status_code == 302

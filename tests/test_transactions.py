@@ -35,6 +35,9 @@ def alan(serve_app: Callable[..., Served], lwa_emulator: Any) -> tuple[Served, i
     return app, app.add_user("alan", "alan@example.com", PASSWORD)
 
 
+pytestmark = pytest.mark.flask_only  # the SQLAlchemy session's transactions
+
+
 @contextmanager
 def transactions(app: Served) -> Iterator[set[int]]:
     """The app's connections that are inside a transaction, kept up to date."""

@@ -17,10 +17,11 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from social_core.exceptions import SocialAuthBaseException
-from social_django.utils import load_strategy
 
 from ..flow import api
 from ..flow.paused import load_backend
+from .strategy import load_strategy
+from .views import end_transaction
 
 __all__ = ["endpoint", "not_found"]
 
@@ -39,16 +40,20 @@ def endpoint(call: Endpoint) -> Callable[[HttpRequest], HttpResponse]:
             return _send(api.METHOD_NOT_ALLOWED)
         secrets: list[str] = []
         try:
-            return _send(_call(request, call, secrets.extend))
+            answer = _call(request, call, secrets.extend)
         except SocialAuthBaseException as error:
-            return _send(api.error_answer(error))
+            answer = api.error_answer(error)
         except Exception as error:
             unavailable = load_strategy(request).storage.database_unavailable(error)
             if unavailable is not None:
-                return _send(api.error_answer(unavailable))
-            answer, text = api.server_error(error, secrets)
-            log.error("Login with Amazon (API): unexpected error\n%s", text)
-            return _send(answer)
+                answer = api.error_answer(unavailable)
+            else:
+                # A bug: what it left open is rolled back with the connection.
+                answer, text = api.server_error(error, secrets)
+                log.error("Login with Amazon (API): unexpected error\n%s", text)
+                return _send(answer)
+        end_transaction(request)
+        return _send(answer)
 
     view.__name__ = view.__qualname__ = call.__name__
     routed: Callable[[HttpRequest], HttpResponse] = view
@@ -79,4 +84,6 @@ def _send(answer: api.Answer) -> HttpResponse:
     response = HttpResponse(answer.text, status=answer.status, content_type="application/json")
     for name, value in answer.headers.items():
         response[name] = value
+    # As Flask's answers carry it (Django adds it only with CommonMiddleware).
+    response["Content-Length"] = str(len(response.content))
     return response

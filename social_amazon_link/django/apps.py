@@ -18,7 +18,6 @@ class SocialAmazonLinkConfig(AppConfig):
     def ready(self) -> None:
         # The system checks register on import; the app's own sign-in and
         # sign-out end what a browser left waiting.
-        from . import checks, signals
+        from . import checks, signals  # noqa: F401 (checks register on import)
 
-        del checks
         signals.connect()

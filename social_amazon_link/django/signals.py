@@ -12,16 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out
-from social_django.utils import load_strategy
 
 from ..flow.paused import end_sign_ins
+from .strategy import load_strategy
 
 __all__ = ["connect"]
 
 
 def connect() -> None:
     for signal in (user_logged_in, user_logged_out):
-        signal.connect(session_changes_hands, dispatch_uid=f"social_amazon_link.{id(signal)}")
+        signal.connect(session_changes_hands, dispatch_uid=__name__)
 
 
 def session_changes_hands(sender: Any, request: Any = None, **_signal: Any) -> None:

@@ -11,16 +11,18 @@ for its own sign-in.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import login
 from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_variables
 from social_core.utils import user_is_authenticated
 from social_django.strategy import DjangoStrategy as SocialDjangoStrategy
 
 from ..flow.prompts import prompt_request_data
 
-__all__ = ["PROMPT_VIEWS", "DjangoStrategy", "backend_path", "signed_in_user"]
+__all__ = ["PROMPT_VIEWS", "DjangoStrategy", "backend_path", "load_strategy", "signed_in_user"]
 
 #: The URL names of the prompt pages (:mod:`.views`).
 PROMPT_VIEWS = ("amazon_link_password", "amazon_link_register")
@@ -35,7 +37,22 @@ class DjangoStrategy(SocialDjangoStrategy):
             values = self.request.GET.dict()
             values.update(self.request.POST.dict())
             return prompt_request_data(values)
-        return super().get_request_data(merge)
+        return super().get_request_data(merge)  # type: ignore[no-untyped-call]
+
+    @method_decorator(sensitive_variables())
+    def authenticate(self, backend: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run the backend's pipeline (what ``django.contrib.auth.authenticate`` does
+        for a social backend), every variable below hidden from Django's error
+        reports: a prompt's answer (a typed password or code) travels in the
+        pipeline's keywords, which Django's ``authenticate`` would show, as it
+        hides only its own ``credentials``."""
+        kwargs.update(strategy=self, storage=self.storage, backend=backend)
+        kwargs.pop("request", None)
+        user = backend.authenticate(self.request, *args, **kwargs)
+        if isinstance(user, self.storage.user.user_model()):
+            # As Django's authenticate marks the user it returns.
+            cast(Any, user).backend = backend_path(backend)
+        return user
 
     def session_keys(self) -> Iterable[str]:
         return list(self.session.keys())
@@ -54,6 +71,13 @@ class DjangoStrategy(SocialDjangoStrategy):
         """Rule 7: ``django.contrib.auth.login`` with the backend's dotted path
         (which must be in ``AUTHENTICATION_BACKENDS``: the system checks say so)."""
         login(self._require_request(), user, backend=backend_path(backend))
+
+
+def load_strategy(request: Any = None) -> Any:
+    """The strategy ``SOCIAL_AUTH_STRATEGY`` names, bound to ``request`` (social_django's)."""
+    from social_django.utils import load_strategy as social_load_strategy
+
+    return social_load_strategy(request)  # type: ignore[no-untyped-call]
 
 
 def backend_path(backend: Any) -> str:

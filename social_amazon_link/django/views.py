@@ -37,7 +37,6 @@ from django.views.decorators.http import require_POST
 from social_core.actions import do_auth, do_complete
 from social_core.exceptions import SocialAuthBaseException
 from social_django import views as social_views
-from social_django.utils import load_strategy
 
 from ..errors import InvalidRequest
 from ..flow.login import login
@@ -45,7 +44,7 @@ from ..flow.pages import PromptPage, answer_prompt, cancel_prompt, error_page, o
 from ..flow.paused import end_waiting_prompt, load_backend
 from ..flow.prompts import FORM_EXPIRED
 from ..sqlalchemy_storage import parse_association_id
-from .strategy import signed_in_user
+from .strategy import load_strategy, signed_in_user
 
 __all__ = ["begin", "check_csrf", "complete", "disconnect", "password_prompt", "register_prompt"]
 
@@ -58,16 +57,25 @@ def amazon_errors(view: View) -> View:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
-            return view(request, *args, **kwargs)
+            response = view(request, *args, **kwargs)
         except SocialAuthBaseException as error:
-            return error_response(request, error)
+            response = error_response(request, error)
         except Exception as error:
             unavailable = load_strategy(request).storage.database_unavailable(error)
             if unavailable is None:
                 raise
-            return error_response(request, unavailable)
+            response = error_response(request, unavailable)
+        end_transaction(request)
+        return response
 
     return wrapper
+
+
+def end_transaction(request: HttpRequest) -> None:
+    """Commit what the storage still holds open (an identity lock whose sign-in
+    found the account made meanwhile), before the session middleware writes
+    the session on the same connection: what Flask's session teardown does."""
+    load_strategy(request).storage.end_transaction()
 
 
 def error_response(request: HttpRequest, error: SocialAuthBaseException) -> HttpResponse:

@@ -174,8 +174,7 @@ def _backend_names(strategy: Any) -> list[str]:
     for backend in strategy.get_backends():
         if isinstance(backend, str):
             backend = module_member(backend)  # type: ignore[no-untyped-call]
-        # Django's AUTHENTICATION_BACKENDS holds the app's own (ModelBackend)
-        # too, which are no social-core backends and keep no sign-in state.
+        # Django's AUTHENTICATION_BACKENDS lists its own (ModelBackend) too.
         name = getattr(backend, "name", None)
         if isinstance(name, str):
             names.append(name)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand
-from social_django.utils import load_strategy
 
+from social_amazon_link.django.strategy import load_strategy
 from social_amazon_link.flow.purge import purge
 
 
