@@ -85,7 +85,7 @@ class Answer:
 
 
 @pytest.fixture
-def client(framework: str, request: pytest.FixtureRequest) -> Any:
+def client(framework: str, database_url: str, request: pytest.FixtureRequest) -> Any:
     if framework == "django":
         return DjangoClient(request.getfixturevalue("site"))
     client = request.getfixturevalue("demo").test_client()
@@ -95,7 +95,7 @@ def client(framework: str, request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def demo_db(framework: str, request: pytest.FixtureRequest) -> Engine:
+def demo_db(framework: str, database_url: str, request: pytest.FixtureRequest) -> Engine:
     """The demo's database, whichever framework serves it."""
     if framework == "django":
         return request.getfixturevalue("site").engine
