@@ -396,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "social-core's AmazonOAuth2 + DEFAULT_AUTH_PIPELINE (do_auth in a view), same storage",
         "Django: social_amazon_link.django (its strategy, storage and URLs) beside stock "
         "social_django 8 (its strategy, storage, /complete/amazon/, do_auth in a view), the "
-        "same user model and database",
+        "same user model and database, Django's signed-cookie sessions (as Flask's)",
     ]
     if args.quick:
         notes.append("--quick: too few samples and clients to judge the targets.")

@@ -60,6 +60,10 @@ def configure(database_url: str, config: dict[str, Any], *, side: str) -> None:
         ],
         AUTH_USER_MODEL="django_app.User",
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+        # Sessions in a signed cookie, as the Flask sides' (Flask's default):
+        # Django's database sessions would add their own writes to every
+        # sign-in, both sides alike, and measure Django rather than the sign-in.
+        SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies",
         # As in a new project's settings.py (CommonMiddleware sets Content-Length:
         # the load test's clients keep their connections alive).
         MIDDLEWARE=[

@@ -80,7 +80,11 @@ TEMPLATES = [
     },
 ]
 
-# A blank DATABASE_URL (set but empty in a shell or .env) too.
+# A blank DATABASE_URL (set but empty in a shell or .env) too. The default
+# SQLite file's folder is made here, as the Flask demo's create_app makes it
+# (Django 6's manage.py check opens the database).
+if not os.environ.get("DATABASE_URL"):
+    DEFAULT_DATABASE.parent.mkdir(exist_ok=True)
 DATABASES = {
     "default": django_database(
         os.environ.get("DATABASE_URL") or f"sqlite:///{DEFAULT_DATABASE.resolve()}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from django.core.handlers.wsgi import WSGIHandler
 
@@ -13,7 +12,6 @@ SETTINGS = "demo.django_project.settings"
 def create_wsgi_app(*, seed_demo: bool) -> WSGIHandler:
     """What ``python -m demo --framework django`` serves (settings read from the environment)."""
     os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS
-    Path("instance").mkdir(exist_ok=True)  # the default SQLite file's folder, as on Flask
     import django
     from django.core.management import call_command
     from django.core.wsgi import get_wsgi_application
