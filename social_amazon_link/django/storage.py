@@ -118,7 +118,8 @@ def _end_request(**_: Any) -> None:
         if block is not None:
             # Django closed the connection in its transaction already (its
             # autocommit was off): the block's end makes it usable again.
-            block.__exit__(DatabaseError, DatabaseError("request ended"), None)
+            with suppress(DatabaseError):  # a database gone: nothing to roll back
+                block.__exit__(DatabaseError, DatabaseError("request ended"), None)
         with suppress(ConnectionDoesNotExist, AttributeError):
             connections[conn.alias + OWN_ALIAS_SUFFIX].close_if_unusable_or_obsolete()
 
