@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import selectors
 import socket
@@ -340,6 +342,293 @@ def test_client_without_redirect_uris_accepts_only_loopback_callbacks(lwa, http)
     ]:
         answer = http.get(lwa.authorize_url, params={**params, "redirect_uri": uri})
         assert (uri, answer.status_code) == (uri, status)
+
+
+# --- PKCE ---
+
+
+def pkce_pair(seed: str = "v") -> tuple[str, str]:
+    """A verifier (43+ characters of the allowed alphabet) and its S256 challenge."""
+    verifier = (seed * 64)[:43] + "-._~Az09"
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def test_consent_page_posts_the_challenge_back(lwa, http):
+    _, challenge = pkce_pair()
+    params = authorize_params(code_challenge=challenge, code_challenge_method="S256")
+    page = http.get(lwa.authorize_url, params=params)
+    _, fields, _ = first_form(page.text, page.url)
+    assert fields == params
+
+
+def test_s256_verifier_exchanges_the_code(lwa, http):
+    verifier, challenge = pkce_pair()
+    code = get_code(http, lwa, code_challenge=challenge, code_challenge_method="S256")
+    answer = exchange(http, lwa, code, code_verifier=verifier)
+    assert answer.status_code == 200
+    assert_lwa_tokens(answer.json())
+
+
+@pytest.mark.parametrize(
+    ("method", "verifier"),
+    [
+        ("S256", pkce_pair("w")[0]),  # another verifier
+        ("S256", pkce_pair()[1]),  # the challenge itself, as if the method were plain
+        ("S256", pkce_pair()[0] + "\n"),  # a trailing newline
+        ("S256", "short"),
+        ("S256", pkce_pair()[0] + "é"),
+        ("", pkce_pair()[0]),  # plain, by default: the verifier is the challenge
+        ("plain", pkce_pair()[0]),
+    ],
+    ids=["other", "challenge-as-verifier", "newline", "short", "non-ascii", "default", "plain"],
+)
+def test_wrong_verifier_is_invalid_grant_and_uses_the_code_up(lwa, http, method, verifier):
+    right, challenge = pkce_pair()
+    params = {"code_challenge": challenge}
+    if method:
+        params["code_challenge_method"] = method
+    code = get_code(http, lwa, **params)
+    answer = exchange(http, lwa, code, code_verifier=verifier)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_grant"
+    assert "code_verifier" in answer.json()["error_description"]
+    retry = exchange(http, lwa, code, code_verifier=right if method == "S256" else challenge)
+    assert (retry.status_code, retry.json()["error"]) == (400, "invalid_grant")
+
+
+def test_missing_verifier_is_invalid_grant(lwa, http):
+    _, challenge = pkce_pair()
+    code = get_code(http, lwa, code_challenge=challenge, code_challenge_method="S256")
+    answer = exchange(http, lwa, code)
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {
+            "error": "invalid_grant",
+            "error_description": "The request is missing the code_verifier.",
+        },
+    )
+    empty = exchange(http, lwa, get_code(http, lwa, code_challenge=challenge), code_verifier="")
+    assert (empty.status_code, empty.json()["error"]) == (400, "invalid_grant")
+
+
+@pytest.mark.parametrize("method", [None, "plain"])
+def test_plain_method_compares_the_verifier_itself(lwa, http, method):
+    verifier, _ = pkce_pair()
+    params = {"code_challenge": verifier}
+    if method:
+        params["code_challenge_method"] = method
+    answer = exchange(http, lwa, get_code(http, lwa, **params), code_verifier=verifier)
+    assert answer.status_code == 200
+
+
+def test_verifier_for_a_code_issued_without_a_challenge_is_refused(lwa, http):
+    verifier, _ = pkce_pair()
+    answer = exchange(http, lwa, get_code(http, lwa), code_verifier=verifier)
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_grant")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"code_challenge": pkce_pair()[1], "code_challenge_method": "s256"},
+        {"code_challenge": pkce_pair()[1], "code_challenge_method": "S512"},
+        {"code_challenge_method": "S256"},
+        {"code_challenge": "too-short"},
+    ],
+    ids=["lower-case", "unknown", "method-alone", "short"],
+)
+def test_bad_challenge_redirects_with_invalid_request(lwa, http, params):
+    answer = http.get(lwa.authorize_url, params=authorize_params(**params), allow_redirects=False)
+    query = callback_query(answer)
+    assert query["error"] == ["invalid_request"]
+    assert query["state"] == ["state-123"]
+
+
+# --- public clients, JSON bodies ---
+
+MOBILE = "amzn1.application-oa2-client.mobileapp"
+MOBILE_URI = "amzn://com.example.acmebooks"
+
+
+@pytest.fixture
+def mobile(lwa: LWAEmulator) -> LWAEmulator:
+    """``lwa`` with a public client (a mobile app's security profile)."""
+    record = lwa.add_client(MOBILE, redirect_uris=[MOBILE_URI], name="Acme Books", public=True)
+    assert (record["public"], record["redirect_uris"]) == (True, [MOBILE_URI])
+    return lwa
+
+
+def mobile_code(http: requests.Session, lwa: LWAEmulator, challenge: str) -> str:
+    params = authorize_params(
+        client_id=MOBILE,
+        redirect_uri=MOBILE_URI,
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
+    answer = http.post(
+        lwa.authorize_url,
+        data={**params, "user_id": ADA, "decision": "allow"},
+        allow_redirects=False,
+    )
+    location = answer.headers["Location"]
+    assert location.startswith(MOBILE_URI + "?")
+    return parse_qs(urlsplit(location).query)["code"][0]
+
+
+def token_post(http: requests.Session, lwa: LWAEmulator, **form: str) -> requests.Response:
+    return http.post(f"{lwa.url}/auth/o2/token", data=form)
+
+
+def test_public_client_exchanges_with_the_verifier_and_no_secret(mobile, http):
+    page = http.get(
+        mobile.authorize_url,
+        params=authorize_params(
+            client_id=MOBILE, redirect_uri=MOBILE_URI, code_challenge=pkce_pair()[1]
+        ),
+    )
+    assert app_name(page.text) == "Acme Books"
+    verifier, challenge = pkce_pair()
+    code = mobile_code(http, mobile, challenge)
+    answer = token_post(
+        http,
+        mobile,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=MOBILE_URI,
+        client_id=MOBILE,
+        code_verifier=verifier,
+    )
+    assert answer.status_code == 200
+    tokens = answer.json()
+    assert_lwa_tokens(tokens)
+    info = tokeninfo(http, mobile, tokens["access_token"]).json()
+    assert (info["aud"], info["user_id"]) == (MOBILE, ADA)
+    refreshed = token_post(
+        http,
+        mobile,
+        grant_type="refresh_token",
+        refresh_token=tokens["refresh_token"],
+        client_id=MOBILE,
+    )
+    assert refreshed.status_code == 200
+
+
+def test_public_client_without_pkce_is_refused_at_authorize(mobile, http):
+    params = authorize_params(client_id=MOBILE, redirect_uri=MOBILE_URI)
+    for answer in (
+        http.get(mobile.authorize_url, params=params, allow_redirects=False),
+        http.post(
+            mobile.authorize_url,
+            data={**params, "user_id": ADA, "decision": "allow"},
+            allow_redirects=False,
+        ),
+    ):
+        assert answer.status_code == 302
+        query = parse_qs(urlsplit(answer.headers["Location"]).query)
+        assert answer.headers["Location"].startswith(MOBILE_URI + "?")
+        assert (query["error"], query["state"]) == (["invalid_request"], ["state-123"])
+        assert "code" not in query
+
+
+def test_public_client_without_verifier_or_with_a_secret_is_refused(mobile, http):
+    verifier, challenge = pkce_pair()
+    form = {"grant_type": "authorization_code", "redirect_uri": MOBILE_URI, "client_id": MOBILE}
+    code = mobile_code(http, mobile, challenge)
+    with_secret = token_post(
+        http, mobile, **form, code=code, client_secret="guess", code_verifier=verifier
+    )
+    assert (with_secret.status_code, with_secret.json()["error"]) == (401, "invalid_client")
+    basic = http.post(
+        f"{mobile.url}/auth/o2/token",
+        data={**form, "code": code, "code_verifier": verifier},
+        auth=(MOBILE, "guess"),
+    )
+    assert (basic.status_code, basic.json()["error"]) == (401, "invalid_client")
+    no_verifier = token_post(http, mobile, **form, code=mobile_code(http, mobile, challenge))
+    assert (no_verifier.status_code, no_verifier.json()["error"]) == (400, "invalid_grant")
+
+
+def test_confidential_client_without_secret_needs_a_pkce_code(lwa, http):
+    form = {"grant_type": "authorization_code", "redirect_uri": CALLBACK, "client_id": CLIENT_ID}
+    code = get_code(http, lwa)
+    refused = token_post(http, lwa, **form, code=code)
+    assert (refused.status_code, refused.json()["error"]) == (401, "invalid_client")
+    assert exchange(http, lwa, code).status_code == 200  # the code was not used up
+
+    # The LWA SDK's code grant: the app's server holds the verifier, not the secret.
+    verifier, challenge = pkce_pair()
+    code = get_code(http, lwa, code_challenge=challenge, code_challenge_method="S256")
+    answer = token_post(http, lwa, **form, code=code, code_verifier=verifier)
+    assert answer.status_code == 200
+    refresh = {"grant_type": "refresh_token", "refresh_token": answer.json()["refresh_token"]}
+    no_secret = token_post(http, lwa, **refresh, client_id=CLIENT_ID)
+    assert (no_secret.status_code, no_secret.json()["error"]) == (401, "invalid_client")
+    assert token_post(http, lwa, **refresh, client_id=CLIENT_ID, client_secret=SECRET).ok
+
+
+def test_token_request_as_a_json_body(lwa, http):
+    verifier, challenge = pkce_pair()
+    code = get_code(http, lwa, code_challenge=challenge, code_challenge_method="S256")
+    body = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": CALLBACK,
+        "client_id": CLIENT_ID,
+        "client_secret": SECRET,
+        "code_verifier": verifier,
+    }
+    answer = http.post(f"{lwa.url}/auth/o2/token", json=body)
+    assert answer.status_code == 200
+    tokens = answer.json()
+    assert_lwa_tokens(tokens)
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    again = http.post(f"{lwa.url}/auth/o2/token", json=refresh, auth=(CLIENT_ID, SECRET))
+    assert again.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"grant_type": "authorization_code",',
+        '["grant_type"]',
+        '{"grant_type": 1}',
+        '{"grant_type": "refresh_token", "refresh_token": ["Atzr|x"]}',
+    ],
+    ids=["truncated", "list", "number", "nested"],
+)
+def test_malformed_json_token_request_is_invalid_request(lwa, http, body):
+    answer = http.post(
+        f"{lwa.url}/auth/o2/token",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        auth=(CLIENT_ID, SECRET),
+    )
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_request")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"client_id": MOBILE, "public": True, "client_secret": "s"},
+        {"client_id": MOBILE, "public": "yes"},
+        {"client_id": MOBILE},
+        {"client_id": MOBILE, "public": True, "redirect_uris": ["amzn:relative"]},
+        {"client_id": MOBILE, "public": True, "redirect_uris": ["ftp://example.com/"]},
+    ],
+)
+def test_public_client_registration_is_checked(lwa, http, body):
+    answer = http.post(f"{lwa.url}/_emulator/clients", json=body)
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_request")
+
+
+def test_command_line_registers_a_public_client_with_an_empty_secret():
+    from social_amazon_link.emulator.__main__ import _client, _merge_clients
+
+    merged = _merge_clients([_client(f"{MOBILE}::{MOBILE_URI}", "Acme Books")])
+    assert merged == [
+        {"client_id": MOBILE, "public": True, "name": "Acme Books", "redirect_uris": [MOBILE_URI]}
+    ]
 
 
 # --- refresh ---
@@ -759,6 +1048,7 @@ def test_client_returns_public_records_never_the_secret(lwa):
     assert record == {
         "client_id": OTHER_APP,
         "name": None,
+        "public": False,
         "redirect_uris": [CALLBACK],
         "app_id": record["app_id"],
     }

@@ -19,7 +19,7 @@ from authlib.oauth2 import OAuth2Error
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from .authorization import LWAAuthorizationServer
+from .authorization import LWAAuthorizationServer, request_body
 from .control import control_blueprint
 from .state import (
     AccessToken,
@@ -54,7 +54,15 @@ SCOPE_DESCRIPTIONS: Final = {
     "postal_code": "Your postal code",
 }
 
-_AUTHORIZE_PARAMS: Final = ("client_id", "redirect_uri", "response_type", "scope", "state")
+_AUTHORIZE_PARAMS: Final = (
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+)
 
 
 def state_of(app: Flask) -> EmulatorState:
@@ -198,7 +206,12 @@ def _add_lwa_routes(app: Flask, server: LWAAuthorizationServer, state: EmulatorS
 
     @app.post("/auth/o2/token")
     def token() -> Any:
-        if not request.form.get("grant_type"):
+        body = request_body(request)
+        if body is None:
+            return _lwa_error(
+                "invalid_request", "The request body must be a form or a JSON object of strings"
+            )
+        if not body.get("grant_type"):
             # Authlib would call a missing grant_type unsupported; it is missing.
             return _lwa_error(
                 "invalid_request", "The request is missing a required parameter : grant_type"

@@ -1,19 +1,31 @@
 """LWA's authorization and token endpoints, on Authlib's OAuth2 server.
 
 Authlib does the protocol (request validation, client authentication, the
-error codes); this module supplies the storage hooks over :class:`EmulatorState`
-and the LWA details: ``Atza|``/``Atzr|`` tokens, ``token_type: bearer``, one-hour
-access tokens, refresh tokens that survive a refresh, and ``invalid_client`` as 401.
+error codes, PKCE's checks); this module supplies the storage hooks over
+:class:`EmulatorState` and the LWA details: ``Atza|``/``Atzr|`` tokens,
+``token_type: bearer``, one-hour access tokens, refresh tokens that survive a
+refresh, ``invalid_client`` as 401, token requests as a form or a JSON body,
+PKCE required of public clients and every verifier problem an ``invalid_grant``.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import TYPE_CHECKING, Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
-from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    OAuth2Request,
+)
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_none
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN, create_s256_code_challenge
+from werkzeug.datastructures import CombinedMultiDict, MultiDict
 
 from .state import (
     ACCESS_TOKEN_LIFETIME,
@@ -31,9 +43,11 @@ from .state import (
 if TYPE_CHECKING:
     from flask import Flask, Request, Response
 
-__all__ = ["LWAAuthorizationServer"]
+__all__ = ["LWAAuthorizationServer", "request_body"]
 
-_TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+# "none" (no secret): a public client, or a confidential one whose code
+# carries a code_challenge; each grant narrows it further.
+_TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 #: For the Authlib errors raised without a description.
 _DESCRIPTIONS = {
@@ -71,13 +85,37 @@ def _generate_token(
     return token
 
 
+def request_body(request: Request) -> MultiDict[str, str] | None:
+    """The parameters of a form or a JSON body; None for a JSON body that is not
+    an object of strings (LWA's token endpoint takes either content type)."""
+    if not request.is_json:
+        return request.form
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        return None
+    return MultiDict(data)
+
+
+class _Payload(FlaskOAuth2Payload):  # type: ignore[misc]
+    """The query and the body (a form or a JSON object), as one set of parameters."""
+
+    def __init__(self, request: Request, body: MultiDict[str, str]) -> None:
+        super().__init__(request)
+        self._data = CombinedMultiDict([request.args, body])
+
+    @property
+    def data(self) -> CombinedMultiDict[str, str]:
+        return self._data
+
+
 class _PlainHTTPRequest(FlaskOAuth2Request):  # type: ignore[misc]
     """Authlib's Flask request, minus its refusal of plain HTTP off loopback.
 
     Real servers must use HTTPS, so Authlib rejects ``http://`` unless the host
     is loopback; the emulator serves plain HTTP wherever it is bound (a
     container's name, ``0.0.0.0``), so it shows Authlib the HTTPS form of the
-    URL for that check and keeps the real one.
+    URL for that check and keeps the real one. Its ``form`` is the body,
+    JSON included (the token route refused a malformed one already).
     """
 
     def __init__(self, request: Request) -> None:
@@ -86,7 +124,58 @@ class _PlainHTTPRequest(FlaskOAuth2Request):  # type: ignore[misc]
         OAuth2Request.__init__(self, request.method, checked, headers=request.headers)
         self.uri = url
         self._request = request
-        self.payload = FlaskOAuth2Payload(request)
+        self._body = request_body(request) or MultiDict()
+        self.payload = _Payload(request, self._body)
+
+    @property
+    def form(self) -> MultiDict[str, str]:
+        return self._body
+
+
+def _authenticate_none(query_client: Any, request: OAuth2Request) -> Client | None:
+    """Authlib's "none", except that a secret sent any way (the form or an
+    ``Authorization`` header) is a failed authentication, never ignored."""
+    if request.headers.get("Authorization"):
+        return None
+    client: Client | None = authenticate_none(query_client, request)
+    return client
+
+
+class _PKCE(CodeChallenge):  # type: ignore[misc]
+    """PKCE as LWA documents it: ``plain`` when only a challenge is sent,
+    required of public clients, and every verifier problem ``invalid_grant``.
+
+    A verifier sent for a code issued without a challenge is refused too
+    (RFC 9700 section 4.8; Amazon's pages do not say).
+    """
+
+    def validate_code_challenge(self, grant: AuthorizationCodeGrant, redirect_uri: str) -> None:
+        super().validate_code_challenge(grant, redirect_uri)
+        request = grant.request
+        if request.client.public and not request.payload.data.get("code_challenge"):
+            raise InvalidRequestError("A public client must send a code_challenge (PKCE).")
+
+    def validate_code_verifier(self, grant: AuthorizationCodeGrant, result: Any) -> None:
+        request = grant.request
+        verifier = request.form.get("code_verifier")
+        code: AuthorizationCode = request.authorization_code
+        if code.code_challenge is None:
+            if verifier is not None:
+                raise InvalidGrantError(
+                    "A code_verifier was sent for a code issued without a code_challenge."
+                )
+            return
+        if not verifier:
+            raise InvalidGrantError("The request is missing the code_verifier.")
+        # fullmatch: the pattern's "$" would let a trailing newline through.
+        if not CODE_VERIFIER_PATTERN.fullmatch(verifier):
+            raise InvalidGrantError(
+                "The code_verifier must be 43 to 128 characters of A-Z, a-z, 0-9, '-._~'."
+            )
+        method = code.code_challenge_method or self.DEFAULT_CODE_CHALLENGE_METHOD
+        derived = create_s256_code_challenge(verifier) if method == "S256" else verifier
+        if not secrets.compare_digest(derived.encode(), code.code_challenge.encode()):
+            raise InvalidGrantError("The code_verifier does not match the code_challenge.")
 
 
 class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
@@ -99,7 +188,24 @@ class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         state: EmulatorState = self.server.state
         return state
 
+    def authenticate_token_endpoint_client(self) -> Client:
+        client: Client = super().authenticate_token_endpoint_client()
+        if self.request.auth_method == "none":
+            # No secret: only a code issued with a code_challenge proves the
+            # caller is the app that asked for it. Checked before the code is
+            # used up, so a forgotten secret does not spend the code.
+            code = self._state.peek_code(self.request.form.get("code") or "")
+            if code is not None and code.code_challenge is None:
+                raise InvalidClientError(
+                    status_code=401,
+                    description="Client authentication failed: send the client_secret"
+                    " (this code was issued without a code_challenge).",
+                )
+        return client
+
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        challenge = request.payload.data.get("code_challenge") or None
+        method = request.payload.data.get("code_challenge_method") or None
         self._state.save_code(
             AuthorizationCode(
                 code=code,
@@ -108,6 +214,9 @@ class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
                 user_id=request.user.user_id,
                 scope=request.scope,
                 expires_at=self._state.clock() + CODE_LIFETIME,
+                code_challenge=challenge,
+                # Amazon: "plain" when the request carries no method.
+                code_challenge_method=(method or "plain") if challenge else None,
             )
         )
 
@@ -131,6 +240,15 @@ class _RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
     def _state(self) -> EmulatorState:
         state: EmulatorState = self.server.state
         return state
+
+    def authenticate_token_endpoint_client(self) -> Client:
+        client: Client = super().authenticate_token_endpoint_client()
+        if self.request.auth_method == "none" and not client.public:
+            raise InvalidClientError(
+                status_code=401,
+                description="Client authentication failed: send the client_secret.",
+            )
+        return client
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
         return self._state.refresh_token(refresh_token)
@@ -157,7 +275,8 @@ class LWAAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         super().__init__(app)
         self.scopes_supported = sorted(SCOPES)
         self.register_token_generator("default", _generate_token)
-        self.register_grant(_CodeGrant)
+        self.register_client_auth_method("none", _authenticate_none)
+        self.register_grant(_CodeGrant, [_PKCE(required=True)])
         self.register_grant(_RefreshGrant)
 
     def query_client(self, client_id: str) -> Client | None:

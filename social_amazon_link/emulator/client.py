@@ -98,15 +98,23 @@ class LWAEmulator:
     def add_client(
         self,
         client_id: str,
-        client_secret: str,
+        client_secret: str | None = None,
         redirect_uris: list[str] | None = None,
         name: str | None = None,
+        *,
+        public: bool = False,
     ) -> dict[str, Any]:
         """Register or update an LWA application; no ``redirect_uris``: any loopback URI.
 
         ``name`` is what the consent page calls the app (else its client id).
+        ``public=True``: an app without a secret (a mobile app's security
+        profile, its redirect URI ``amzn://<package>``), which must use PKCE.
         """
-        payload: dict[str, Any] = {"client_id": client_id, "client_secret": client_secret}
+        payload: dict[str, Any] = {"client_id": client_id}
+        if client_secret is not None:
+            payload["client_secret"] = client_secret
+        if public:
+            payload["public"] = True
         if redirect_uris is not None:
             payload["redirect_uris"] = list(redirect_uris)
         if name is not None:
