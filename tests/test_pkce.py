@@ -40,6 +40,20 @@ def grace(lwa_emulator: Any) -> None:
     lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
 
 
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The form of every token request the backend sends, as it sends it."""
+    sent: list[dict[str, Any]] = []
+    original = AmazonOAuth2.request_access_token
+
+    def recording(self: AmazonOAuth2, url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        sent.append(dict(kwargs.get("data") or {}))
+        return original(self, url, *args, **kwargs)
+
+    monkeypatch.setattr(AmazonOAuth2, "request_access_token", recording)
+    return sent
+
+
 def query_of(url: str) -> dict[str, list[str]]:
     return parse_qs(urlsplit(url).query)
 
@@ -151,23 +165,14 @@ def test_a_wrong_verifier_is_refused_too(serve_app, browser, grace, lwa_emulator
     assert app.links() == []
 
 
-def test_pkce_false_sends_no_challenge_and_no_verifier(
-    serve_app, browser, grace, lwa_emulator, monkeypatch
-):
-    sent: list[dict[str, Any]] = []
-    original = AmazonOAuth2.request_access_token
-
-    def recording(self: AmazonOAuth2, url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        sent.append(dict(kwargs.get("data") or {}))
-        return original(self, url, *args, **kwargs)
-
-    monkeypatch.setattr(AmazonOAuth2, "request_access_token", recording)
+def test_pkce_false_sends_no_challenge_and_no_verifier(serve_app, browser, grace, sent):
     app = serve_app(SOCIAL_AUTH_AMAZON_PKCE=False)
     authorize = start_sign_in(browser, app)
     query = query_of(authorize)
     assert "code_challenge" not in query
     assert "code_challenge_method" not in query
-    assert "code_verifier" not in session_of(browser, app)[f"amazon_oauth2_state_{query['state'][0]}"]
+    transaction = session_of(browser, app)[f"amazon_oauth2_state_{query['state'][0]}"]
+    assert "code_verifier" not in transaction
 
     final = browser.get(consent(browser, authorize, GRACE, "allow"))
 
@@ -178,15 +183,7 @@ def test_pkce_false_sends_no_challenge_and_no_verifier(
     ]
 
 
-def test_pkce_true_sends_the_verifier_of_the_challenge(serve_app, browser, grace, monkeypatch):
-    sent: list[dict[str, Any]] = []
-    original = AmazonOAuth2.request_access_token
-
-    def recording(self: AmazonOAuth2, url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        sent.append(dict(kwargs.get("data") or {}))
-        return original(self, url, *args, **kwargs)
-
-    monkeypatch.setattr(AmazonOAuth2, "request_access_token", recording)
+def test_pkce_true_sends_the_verifier_of_the_challenge(serve_app, browser, grace, sent):
     app = serve_app()
     authorize = start_sign_in(browser, app)
 
