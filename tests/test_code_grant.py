@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -377,6 +378,29 @@ def test_concurrent_codes_with_one_challenge_only_one_wins(app, lwa, phone):
     assert token_calls(lwa) == 1
     assert len(users(app)) == 1
     assert len(app.links()) == 1
+
+
+# -- the demo ------------------------------------------------------------------------
+
+
+def test_the_demo_takes_its_mobile_clients_codes_and_tokens(site):
+    from demo import MOBILE_CLIENT_ID, MOBILE_REDIRECT_URI
+    from demo.seed import ADA_ID, GRACE_ID
+    from social_amazon_link.emulator import LWAEmulator
+
+    assert (MOBILE_CLIENT_ID, MOBILE_REDIRECT_URI) == (MOBILE, MOBILE_REDIRECT)
+    amazon = LWAEmulator(site.emulator.url)
+    with requests.Session() as phone:
+        demo: Any = SimpleNamespace(url=site.url)  # what post() reads of a Served
+        code = sdk_code(amazon, challenge(phone, demo), user_id=ADA_ID)
+        signed_in = send_code(phone, demo, code).json()
+    with requests.Session() as other_phone:
+        token = amazon.mint_token(MOBILE, GRACE_ID)
+        by_token = post(other_phone, demo, "token", {"access_token": token})
+    assert (signed_in["status"], signed_in["user"]["email"]) == ("authenticated", "ada@example.com")
+    assert site.amazon_links()[ADA_ID] == "AdaLovelace"
+    assert by_token.json()["status"] == "password_required"
+    amazon.close()
 
 
 # -- AUDIENCES on /token -------------------------------------------------------------
