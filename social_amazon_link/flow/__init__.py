@@ -10,7 +10,9 @@ answers and supplies the hooks of :class:`AdapterStrategy`.
   passes), and ending one that must not go on.
 - :mod:`.pages`: the prompt pages and the error page, as data to render.
 - :mod:`.api`: the mobile JSON API: reading a body, ``/token``,
-  ``/continue``, the transport check (rule 1), and every answer.
+  ``/continue``, ``/code/challenge`` and ``/code``, the transport check
+  (rule 1), and every answer.
+- :mod:`.challenge`: the PKCE challenge of the LWA SDK's code grant.
 - :mod:`.login`: rule 7, marking the user authenticated.
 - :mod:`.purge`: deleting what abandoned sign-ins leave behind.
 """
