@@ -2,10 +2,11 @@
 
 Authlib does the protocol (request validation, client authentication, the
 error codes, PKCE's checks); this module supplies the storage hooks over
-:class:`EmulatorState` and the LWA details: ``Atza|``/``Atzr|`` tokens,
-``token_type: bearer``, one-hour access tokens, refresh tokens that survive a
-refresh, ``invalid_client`` as 401, token requests as a form or a JSON body,
-PKCE required of public clients and every verifier problem an ``invalid_grant``.
+:class:`EmulatorState` and the LWA details: ``Atza|``/``Atzr|`` tokens of
+Amazon's size, ``token_type: bearer``, one-hour access tokens, a new refresh
+token with each refresh (the old one still valid), ``invalid_client`` as 401,
+token requests as a form or a JSON body, PKCE required of public clients and
+every verifier problem an ``invalid_grant``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from authlib.common.urls import add_params_to_uri
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import (
@@ -33,11 +35,14 @@ from .state import (
     SCOPES,
     AuthorizationCode,
     Client,
+    Consent,
     EmulatorState,
     Identity,
+    InvalidInput,
     RefreshToken,
     new_access_token,
     new_refresh_token,
+    parse_scope_data,
 )
 
 if TYPE_CHECKING:
@@ -178,6 +183,20 @@ class _PKCE(CodeChallenge):  # type: ignore[misc]
             raise InvalidGrantError("The code_verifier does not match the code_challenge.")
 
 
+class _ScopeData:
+    """Authlib grant extension: checks ``scope_data`` on the authorize request."""
+
+    def __call__(self, grant: AuthorizationCodeGrant) -> None:
+        grant.register_hook("after_validate_authorization_request_payload", self.validate)
+
+    def validate(self, grant: AuthorizationCodeGrant, redirect_uri: str) -> None:
+        request = grant.request
+        try:
+            parse_scope_data(request.payload.data.get("scope_data"), request.scope)
+        except InvalidInput as error:
+            raise InvalidRequestError(str(error)) from None
+
+
 class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
     """The authorization-code grant over the emulator's state."""
 
@@ -195,7 +214,11 @@ class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
             # caller is the app that asked for it. Checked before the code is
             # used up, so a forgotten secret does not spend the code.
             code = self._state.peek_code(self.request.form.get("code") or "")
-            if code is not None and code.code_challenge is None:
+            if (
+                code is not None
+                and code.client_id == client.client_id
+                and code.code_challenge is None
+            ):
                 raise InvalidClientError(
                     status_code=401,
                     description="Client authentication failed: send the client_secret"
@@ -212,13 +235,23 @@ class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
                 client_id=request.client.client_id,
                 redirect_uri=request.payload.redirect_uri,
                 user_id=request.user.user_id,
-                scope=request.scope,
+                scope=request.user.scope,
                 expires_at=self._state.clock() + CODE_LIFETIME,
                 code_challenge=challenge,
                 # Amazon: "plain" when the request carries no method.
                 code_challenge_method=(method or "plain") if challenge else None,
             )
         )
+
+    def create_authorization_response(
+        self, redirect_uri: str, grant_user: Consent | None
+    ) -> tuple[int, str, list[tuple[str, str]]]:
+        status, body, headers = super().create_authorization_response(redirect_uri, grant_user)
+        assert grant_user is not None  # a denial raised AccessDeniedError
+        # Amazon returns the scopes the person granted ("Essential / Voluntary
+        # Scopes"), for the app to compare with those it asked for.
+        location = add_params_to_uri(dict(headers)["Location"], [("scope", grant_user.scope)])
+        return status, body, [("Location", location)]
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
         return self._state.consume_code(code, client.client_id)
@@ -232,9 +265,12 @@ class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
 
 
 class _RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
-    """The refresh-token grant: a new access token, the same refresh token."""
+    """The refresh-token grant: a new access token and a new refresh token
+    (Amazon: "trade in the refresh token for a new access token and a new
+    refresh token"); the one sent keeps working."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = _TOKEN_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
 
     @property
     def _state(self) -> EmulatorState:
@@ -256,14 +292,10 @@ class _RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
     def authenticate_user(self, refresh_token: RefreshToken) -> Identity | None:
         return self._state.identity(refresh_token.user_id)
 
-    def issue_token(self, user: Identity, refresh_token: RefreshToken) -> _TokenResponse:
-        token: _TokenResponse = super().issue_token(user, refresh_token)
-        # LWA answers a refresh with the refresh token the client already holds.
-        token["refresh_token"] = refresh_token.value
-        return token
-
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
-        # LWA refresh tokens stay valid after use.
+        # The refresh token used stays valid: Amazon's refresh tokens last
+        # until the person removes the app, and Amazon does not say a refresh
+        # revokes the one sent.
         pass
 
 
@@ -276,7 +308,7 @@ class LWAAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.scopes_supported = sorted(SCOPES)
         self.register_token_generator("default", _generate_token)
         self.register_client_auth_method("none", _authenticate_none)
-        self.register_grant(_CodeGrant, [_PKCE(required=True)])
+        self.register_grant(_CodeGrant, [_PKCE(required=True), _ScopeData()])
         self.register_grant(_RefreshGrant)
 
     def query_client(self, client_id: str) -> Client | None:
@@ -297,7 +329,7 @@ class LWAAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.state.issue_access_token(
             client_id, user_id, scope, token["expires_in"], value=token["access_token"]
         )
-        if code is not None and "refresh_token" in token:
+        if "refresh_token" in token:
             self.state.save_refresh_token(
                 RefreshToken(token["refresh_token"], client_id, user_id, scope)
             )

@@ -24,12 +24,15 @@ __all__ = [
     "ACCESS_TOKEN_LIFETIME",
     "CODE_LIFETIME",
     "ENDPOINTS",
+    "MAX_TOKEN_BYTES",
+    "MIN_TOKEN_LENGTH",
     "REDIRECT_SCHEMES",
     "SCOPES",
     "USER_ID_PATTERN",
     "AccessToken",
     "AuthorizationCode",
     "Client",
+    "Consent",
     "EmulatorState",
     "Endpoint",
     "Fault",
@@ -46,6 +49,7 @@ __all__ = [
     "parse_identity",
     "parse_mint",
     "parse_scope",
+    "parse_scope_data",
     "parse_user_id",
 ]
 
@@ -69,14 +73,22 @@ class InvalidInput(ValueError):
     """A control request or command-line value the emulator cannot accept."""
 
 
+#: Amazon's access tokens are "350 characters or more in length, with a maximum
+#: size of 2048 bytes"; refresh tokens "follow the same format". The emulator's
+#: are 405 characters, so code that assumed short tokens fails here too.
+MIN_TOKEN_LENGTH: Final = 350
+MAX_TOKEN_BYTES: Final = 2048
+_TOKEN_RANDOM_BYTES: Final = 300
+
+
 def new_access_token() -> str:
-    """A fresh access token, shaped like LWA's (``Atza|`` + opaque text)."""
-    return "Atza|" + secrets.token_urlsafe(48)
+    """A fresh access token, shaped like LWA's (``Atza|`` + 400 URL-safe characters)."""
+    return "Atza|" + secrets.token_urlsafe(_TOKEN_RANDOM_BYTES)
 
 
 def new_refresh_token() -> str:
-    """A fresh refresh token, shaped like LWA's (``Atzr|`` + opaque text)."""
-    return "Atzr|" + secrets.token_urlsafe(48)
+    """A fresh refresh token, shaped like LWA's (``Atzr|`` + 400 URL-safe characters)."""
+    return "Atzr|" + secrets.token_urlsafe(_TOKEN_RANDOM_BYTES)
 
 
 def app_id_for(client_id: str) -> str:
@@ -184,6 +196,19 @@ class Client:
 
 
 @dataclass(frozen=True)
+class Consent:
+    """What the person on the consent page granted: who, and which scopes
+    (the essential ones, and the voluntary ones they left ticked)."""
+
+    identity: Identity
+    scope: str
+
+    @property
+    def user_id(self) -> str:
+        return self.identity.user_id
+
+
+@dataclass(frozen=True)
 class AuthorizationCode:
     """A code handed to ``redirect_uri``: single use, bound to client, URI, user and scope."""
 
@@ -228,7 +253,7 @@ class AccessToken:
 
 @dataclass(frozen=True)
 class RefreshToken:
-    """An ``Atzr|`` token: never expires, survives refreshes (as LWA's do)."""
+    """An ``Atzr|`` token: never expires, stays valid after a refresh."""
 
     value: str = field(repr=False)
     client_id: str
@@ -319,6 +344,35 @@ def parse_scope(value: Any) -> str:
     if unknown:
         raise InvalidInput(f"unknown scope(s): {', '.join(unknown)}")
     return " ".join(dict.fromkeys(scopes))
+
+
+def parse_scope_data(value: str | None, scope: str) -> frozenset[str]:
+    """The voluntary scopes of an authorize request: its ``scope_data``, a JSON
+    object such as ``{"profile": {"essential": true}, "postal_code":
+    {"essential": false}}`` (Amazon's "Requesting Scopes as Essential/Voluntary").
+
+    A scope it does not name is essential (Amazon's per-scope defaults are not
+    documented); naming a scope the request does not ask for is refused.
+    """
+    if not value:
+        return frozenset()
+    try:
+        data = json.loads(value)
+    except ValueError:
+        raise InvalidInput("'scope_data' must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("'scope_data' must be a JSON object")
+    requested = set(scope.split())
+    voluntary = set()
+    for name, setting in data.items():
+        if name not in requested:
+            # No names from the request in the message: it goes back in a redirect.
+            raise InvalidInput("'scope_data' names a scope that 'scope' does not ask for")
+        if not isinstance(setting, dict) or not isinstance(setting.get("essential"), bool):
+            raise InvalidInput("'scope_data' must give each scope an 'essential' of true or false")
+        if not setting["essential"]:
+            voluntary.add(name)
+    return frozenset(voluntary)
 
 
 def parse_identity(data: Any) -> Identity:
