@@ -380,6 +380,38 @@ def test_concurrent_codes_with_one_challenge_only_one_wins(app, lwa, phone):
     assert len(app.links()) == 1
 
 
+# -- with no web framework ------------------------------------------------------------
+
+
+def test_the_code_grant_runs_on_the_neutral_core_alone(database_url, lwa):
+    # What the Django adapter routes to: flow.api's functions, a strategy
+    # over plain values, the SQLAlchemy storage; no Flask.
+    import json
+
+    from social_amazon_link.flow import api
+    from tests.plain_integration import Database, PlainStrategy, plain_settings
+
+    db = Database(database_url)
+    try:
+        strategy = PlainStrategy(plain_settings(lwa.url, SOCIAL_AUTH_AMAZON_AUDIENCES=[MOBILE]))
+        issued = json.loads(db.call(api.code_challenge, strategy, {}).text)
+        # The session keeps an id and a time, never the verifier.
+        assert set(strategy.session["amazon_oauth2_code_challenge"]) == {"id", "at"}
+        code = sdk_code(lwa, issued["code_challenge"])
+        body = {"code": code, "client_id": MOBILE, "redirect_uri": MOBILE_REDIRECT}
+
+        answer = db.call(api.code, strategy.next_request(), body)
+
+        assert (answer.status, json.loads(answer.text)["status"]) == (200, "authenticated")
+        [(grace, _username, email)] = db.users()
+        assert (email, db.links()) == ("grace@example.com", [(grace, "amazon", GRACE)])
+        assert strategy.logins == [grace]
+        # The session holds no verifier, and no challenge any more.
+        assert not [key for key in strategy.session if "challenge" in key or "verifier" in key]
+    finally:
+        db.close()
+
+
 # -- the demo ------------------------------------------------------------------------
 
 
