@@ -192,6 +192,19 @@ def test_a_client_id_neither_key_nor_an_audience_is_wrong_audience(app, lwa, pho
     assert_nothing_written(app)
 
 
+@pytest.mark.parametrize("spelling", [MOBILE.upper(), MOBILE + " ", " " + MOBILE, MOBILE[:-1]])
+def test_a_client_id_spelled_otherwise_is_wrong_audience(app, lwa, phone, spelling):
+    code = sdk_code(lwa, challenge(phone, app))
+
+    answer = send_code(phone, app, code, client_id=spelling)
+
+    # A space cannot be in a client id at all; any other spelling is another app's.
+    expected = (400, "invalid_request") if " " in spelling else (403, "wrong_audience")
+    assert (answer.status_code, answer.json()["error"]) == expected
+    assert token_calls(lwa) == 0
+    assert_nothing_written(app)
+
+
 def test_no_challenge_in_this_session_is_invalid_request(app, lwa, phone):
     code = sdk_code(lwa, challenge(requests.Session(), app))
 
@@ -226,6 +239,8 @@ def test_an_expired_challenge_is_invalid_request(app, lwa, phone, monkeypatch):
         ({"code": "has space"}, "printable ASCII"),
         ({"access_token": "Atza|x"}, "Unknown field"),
         ({"user_id": GRACE}, "Unknown field"),
+        ({"client_id": MOBILE.replace("o", "\u043e")}, "printable ASCII"),  # Cyrillic o
+        ({"redirect_uri": MOBILE_REDIRECT + "\u0000"}, "NUL"),
     ],
 )
 def test_missing_extra_and_malformed_fields_are_invalid_request(app, lwa, phone, change, says):
