@@ -313,3 +313,33 @@ def test_a_sender_that_cannot_be_used_stops_the_start(value):
     assert (
         "f(strategy, user, event, details)" in problems["SOCIAL_AUTH_AMAZON_LINK_NOTIFY_FUNCTION"]
     )
+
+
+# -- the demo's Outbox -------------------------------------------------------------
+
+
+def test_the_demo_outbox_lists_each_notice_with_its_recipient(site, browser):
+    from demo.seed import GRACE_ID, KATHERINE_ID
+    from tests.test_demo_account import amazon_callback, link_grace_by_password
+
+    link_grace_by_password(browser, site)
+    browser.cookies.clear()
+    # Katherine's email changed on Amazon: the new and the old address are told.
+    katherine = browser.get(amazon_callback(browser, site, KATHERINE_ID))
+    assert katherine.url == f"{site.url}/account"
+
+    outbox = browser.get(f"{site.url}/demo/outbox")
+    notices = re.findall(
+        r'<article class="email notice" data-to="([^"]+)">.*?'
+        r'<h2 class="email-subject">([^<]+)</h2>(.*?)</article>',
+        outbox.text,
+        re.S,
+    )
+    assert [(to, subject) for to, subject, _ in notices] == [
+        ("katherine.old@example.com", "Your account&#39;s email was changed from Amazon"),
+        ("katherine@example.com", "Your account&#39;s email was changed from Amazon"),
+        ("grace@example.com", "An Amazon account was linked to your account"),
+    ]
+    grace_text = notices[2][2]
+    assert "Grace Hopper" in grace_text and "If this was not you" in grace_text
+    assert "grace-password-1" not in outbox.text and GRACE_ID not in grace_text
