@@ -176,12 +176,16 @@ def _amazon_account(details: dict[str, Any]) -> str:
 
 def announce(backend: Any, event: str, user: Any, details: dict[str, Any]) -> None:
     """A committed event: the integration's signal, then the app's sender (for :data:`NOTIFIED`)."""
-    strategy = backend.strategy
-    hook = getattr(strategy, "send_link_signal", None)
+    hook = getattr(backend.strategy, "send_link_signal", None)
     if callable(hook):
-        _guarded("a receiver of the link signal", event, details, hook, event, user, details)
+        # Each gets its own copy: a receiver cannot change whom the message goes to.
+        _guarded("a receiver of the link signal", event, details, hook, event, user, _copy(details))
     if event in NOTIFIED and backend.setting("LINK_NOTIFY_FUNCTION"):
         _guarded("LINK_NOTIFY_FUNCTION", event, details, _notify, backend, user, event, details)
+
+
+def _copy(details: dict[str, Any]) -> dict[str, Any]:
+    return {**details, "recipients": list(details["recipients"])}
 
 
 def _notify(backend: Any, user: Any, event: str, details: dict[str, Any]) -> None:

@@ -97,7 +97,7 @@ def test_linking_with_the_password_tells_the_owner_once(serve_app, browser, lwa_
     assert "If this was not you" in details["text"]
     assert_no_secret(details, PASSWORD)
     assert [(event, user) for event, user, _ in signals] == [("linked", ada)]
-    assert signals[0][2] is details  # the signal and the message carry the same details
+    assert signals[0][2] == details  # the signal and the message carry the same details
 
 
 def test_linking_with_an_emailed_code_tells_the_owner_once_without_the_code(
@@ -259,6 +259,23 @@ def test_a_failing_signal_receiver_does_not_fail_the_sign_in(serve_app, browser,
         SIGNALS["linked"].disconnect(broken)
     assert app.links() == [(grace, GRACE)]
     assert sent() == [(grace, "linked", ["grace@example.com"])]
+
+
+def test_a_signal_receiver_cannot_change_whom_the_message_goes_to(serve_app, browser, lwa_emulator):
+    lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
+    app = serve_app(**NOTIFY)
+
+    def meddling(app: Any, *, user: Any, details: dict[str, Any]) -> None:
+        details["recipients"].append("someone@else.example")
+        details["text"] = "changed"
+
+    SIGNALS["linked"].connect(meddling)
+    try:
+        grace = sign_in(browser, app, GRACE).json()["id"]
+    finally:
+        SIGNALS["linked"].disconnect(meddling)
+    assert sent() == [(grace, "linked", ["grace@example.com"])]
+    assert SENT[0][2]["text"] != "changed"
 
 
 def test_an_event_that_is_not_committed_is_never_announced(
