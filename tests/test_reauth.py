@@ -235,7 +235,7 @@ def test_the_api_asks_a_stale_session_for_its_password(serve_app, browser, ident
     assert app.links() == [(ada, GRACE)]
 
 
-def test_the_api_links_for_a_fresh_session_and_not_when_off(serve_app, browser, identities):
+def test_the_api_links_for_a_fresh_session_without_a_prompt(serve_app, browser, identities):
     app = serve_app()
     ada = app.add_user("ada", "ada@example.com", PASSWORD)
     browser.post(f"{app.url}/test-login", data={"username": "ada", "password": PASSWORD})
