@@ -86,6 +86,9 @@ def amazon_settings(env: dict[str, str] | os._Environ[str] = os.environ) -> dict
         # A seeded account has no password: it proves its email with a code,
         # which the demo "emails" to its Outbox page.
         "SOCIAL_AUTH_EMAIL_VALIDATION_FUNCTION": "demo.outbox.send_code",
+        # Each link, unlink, email change and lockout is told to the owner:
+        # "mailed" to the Outbox as well.
+        "SOCIAL_AUTH_AMAZON_LINK_NOTIFY_FUNCTION": "demo.outbox.send_notice",
     }
 
 

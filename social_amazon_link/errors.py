@@ -45,6 +45,7 @@ __all__ = [
     "InvalidToken",
     "NoCodeChallenge",
     "PasswordUnavailable",
+    "ReauthRequired",
     "RegistrationInvalid",
     "RequestTooLarge",
     "TooManyAttempts",
@@ -252,6 +253,18 @@ class PasswordUnavailable(AmazonError, AuthPolicyError):
     message = (
         "An account with this email exists but has no password to confirm the link. "
         "Sign in to it another way, then connect Amazon from your account page."
+    )
+
+
+class ReauthRequired(AmazonError, AuthPolicyError):
+    """A signed-in user connecting another Amazon account signed in too long ago,
+    and the account has neither a password nor an email to send a code to."""
+
+    code_name = "reauth_required"
+    http_status = 403
+    message = (
+        "To connect another Amazon account, please sign out and sign in again first, "
+        "then connect it right away. Nothing was changed."
     )
 
 

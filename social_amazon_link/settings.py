@@ -133,8 +133,33 @@ def check_settings(setting: Setting) -> None:
     audiences_problem = _audiences_problem(setting("AUDIENCES", None))
     if audiences_problem:
         problems[_PREFIX + "AUDIENCES"] = audiences_problem
+    problems.update(_link_problems(setting))
     if problems:
         raise AmazonSettingsError(problems)
+
+
+def _link_problems(setting: Setting) -> dict[str, str]:
+    """``LINK_NOTIFY_FUNCTION`` (importable and callable) and ``LINK_REAUTH_SECONDS``."""
+    # Imported here: the steps import the backend, which imports this module.
+    from .notifications import load_sender
+    from .pipelines.reauth import DEFAULT_REAUTH_SECONDS
+
+    problems: dict[str, str] = {}
+    sender = setting("LINK_NOTIFY_FUNCTION", None)
+    try:
+        load_sender(sender)
+    except Exception as error:  # an import fails in many ways
+        problems[_PREFIX + "LINK_NOTIFY_FUNCTION"] = (
+            f"{_shown(sender)} cannot be used ({type(error).__name__}): set the dotted path "
+            "of your sender, a function f(strategy, user, event, details)."
+        )
+    seconds = setting("LINK_REAUTH_SECONDS", DEFAULT_REAUTH_SECONDS)
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
+        problems[_PREFIX + "LINK_REAUTH_SECONDS"] = (
+            f"{_shown(seconds)} is not a whole number of seconds, 0 or more "
+            "(0 turns the check off)."
+        )
+    return problems
 
 
 def unverified_email_warning(setting: Setting) -> str | None:

@@ -985,13 +985,13 @@ class SQLAlchemyLinkEvent:
         amazon_user_id: str | None,
         detail: str = "",
         since: datetime,
-    ) -> None:
+    ) -> bool:
         """The same event again (a refusal while locked, say): counted, not written again.
 
         Adds one to ``repeats`` of the user's latest ``event`` row with this
         detail written at or after ``since`` (when the lock began); writes
-        that row only when there is none. Serialised per user and event, so
-        simultaneous refusals never write two rows.
+        that row only when there is none, and then returns True. Serialised
+        per user and event, so simultaneous refusals never write two rows.
         """
         table = cls.__table__
         with _writing() as session:
@@ -1009,7 +1009,8 @@ class SQLAlchemyLinkEvent:
             counted = session.execute(
                 update(table).where(table.c.id == latest).values(repeats=table.c.repeats + 1)
             )
-            if not getattr(counted, "rowcount", 0):
+            written = not getattr(counted, "rowcount", 0)
+            if written:
                 session.add(
                     cls(
                         event=event,
@@ -1018,6 +1019,7 @@ class SQLAlchemyLinkEvent:
                         detail=detail[:200],
                     )
                 )
+        return written
 
     @classmethod
     def for_user(cls, user_id: Any, limit: int = 20) -> list[Any]:
