@@ -112,6 +112,34 @@ def test_an_event_for_an_account_the_request_made_commits_with_the_request(stora
     ]
 
 
+def test_an_event_is_announced_only_once_committed(storage, django_db, db_kind):
+    pk = add_user("ann", "ann@example.com", "right")
+    announced: list[str] = []
+
+    def refused(request: Any) -> None:
+        storage.link_events.record("wrong_password", user_id=pk, amazon_user_id=None)
+        storage.link_events.on_commit(lambda: announced.append("wrong_password"))
+        raise RolledBack
+
+    with pytest.raises(RolledBack):
+        atomic_request(refused)(None)
+    # Announced exactly when the event outlived the rollback (PostgreSQL's
+    # second connection), never for a row that is gone (SQLite).
+    kept = [event for (event,) in rows(django_db, "SELECT event FROM amazon_link_events")]
+    assert announced == kept == (["wrong_password"] if db_kind == "postgres" else [])
+
+    def linked(request: Any) -> list[str]:
+        user = storage.user.create_user(username="bob", email="bob@example.com")
+        storage.user.create_social_auth(user, "amzn1.account.BOB", "amazon")
+        storage.link_events.record("linked", user_id=user.pk, amazon_user_id="amzn1.account.BOB")
+        storage.link_events.on_commit(lambda: announced.append("linked"))
+        return list(announced)
+
+    # The new account's event goes with the request: announced once it commits.
+    assert atomic_request(linked)(None) == kept
+    assert announced == [*kept, "linked"]
+
+
 def test_inside_a_django_testcase_the_counts_stay_in_the_tests_transaction(storage, django_db):
     from django.contrib.auth import get_user_model
     from django.test import TestCase
