@@ -51,6 +51,7 @@ from django.db import (
     router,
     transaction,
 )
+from django.db.backends.signals import connection_created
 from django.db.models import Case, F, Func, Lookup, Max, Q, Value, When
 from django.db.models.functions import Lower
 from django.db.utils import ConnectionDoesNotExist, load_backend
@@ -69,7 +70,7 @@ from ..storage_rules import PurgeBefore, Reservation
 from ..text import email_key, storable
 from .models import LinkEvent, PasswordAttempts
 
-__all__ = ["OWN_ALIAS_SUFFIX", "DjangoStorage"]
+__all__ = ["OWN_ALIAS_SUFFIX", "OWN_LOCK_TIMEOUT", "DjangoStorage"]
 
 #: The second connection's alias: the write alias plus this (made from its settings).
 OWN_ALIAS_SUFFIX = "__amazon_link"
@@ -168,6 +169,23 @@ def _own_connection(conn: Any) -> Any:
     )
     connections[alias] = own
     return own
+
+
+#: Seconds the second connection waits for a row lock before giving up (an
+#: ``OperationalError``: 503 ``database_unavailable``). It writes while the
+#: request's own transaction is open and waiting on it: should that
+#: transaction hold a lock the write needs (the user's row ``FOR UPDATE``,
+#: taken by the app), waiting longer would only hang the request.
+OWN_LOCK_TIMEOUT = 5.0
+
+
+def _on_connection_created(sender: Any, connection: Any, **_: Any) -> None:
+    if connection.alias.endswith(OWN_ALIAS_SUFFIX) and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {int(OWN_LOCK_TIMEOUT * 1000)}")
+
+
+connection_created.connect(_on_connection_created, dispatch_uid="social_amazon_link.django")
 
 
 def _counting_connection() -> Any:
