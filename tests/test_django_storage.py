@@ -112,6 +112,72 @@ def test_an_event_for_an_account_the_request_made_commits_with_the_request(stora
     ]
 
 
+def test_an_event_is_announced_only_once_committed(storage, django_db, db_kind):
+    pk = add_user("ann", "ann@example.com", "right")
+    announced: list[str] = []
+
+    def refused(request: Any) -> None:
+        storage.link_events.record("wrong_password", user_id=pk, amazon_user_id=None)
+        storage.link_events.on_commit(lambda: announced.append("wrong_password"))
+        raise RolledBack
+
+    with pytest.raises(RolledBack):
+        atomic_request(refused)(None)
+    # Announced exactly when the event outlived the rollback (PostgreSQL's
+    # second connection), never for a row that is gone (SQLite).
+    kept = [event for (event,) in rows(django_db, "SELECT event FROM amazon_link_events")]
+    assert announced == kept == (["wrong_password"] if db_kind == "postgres" else [])
+
+    def linked(request: Any) -> list[str]:
+        user = storage.user.create_user(username="bob", email="bob@example.com")
+        storage.user.create_social_auth(user, "amzn1.account.BOB", "amazon")
+        storage.link_events.record("linked", user_id=user.pk, amazon_user_id="amzn1.account.BOB")
+        storage.link_events.on_commit(lambda: announced.append("linked"))
+        return list(announced)
+
+    # The new account's event goes with the request: announced once it commits.
+    assert atomic_request(linked)(None) == kept
+    assert announced == [*kept, "linked"]
+
+
+def test_a_lock_the_request_holds_makes_the_second_connection_give_up_not_hang(
+    storage, django_db, db_kind, monkeypatch
+):
+    from django.contrib.auth import get_user_model
+    from django.db import connections
+
+    from social_amazon_link.django import storage as django_storage
+
+    monkeypatch.setattr(django_storage, "OWN_LOCK_TIMEOUT", 0.3)
+    pk = add_user("ann", "ann@example.com", "right")
+
+    def view(request: Any) -> None:
+        # The app's own view holds the user's row for update, then the steps
+        # record an event about that user.
+        get_user_model().objects.select_for_update().get(pk=pk)
+        storage.link_events.record("wrong_password", user_id=pk, amazon_user_id=None)
+
+    def request(_: int) -> BaseException | None:
+        try:
+            atomic_request(view)(None)
+        except Exception as error:
+            return error
+        return None
+
+    started = time.monotonic()
+    [raised] = in_threads(SimpleNamespace(done=connections.close_all), 1, request)
+    assert time.monotonic() - started < 5
+    if db_kind == "postgres":
+        # The second connection's write waited for the row, then gave up: 503.
+        unavailable = storage.database_unavailable(raised)
+        assert unavailable is not None and unavailable.code == "database_unavailable"
+        assert rows(django_db, "SELECT event FROM amazon_link_events") == []
+    else:
+        # SQLite: no second connection; the event went with the request.
+        assert raised is None
+        assert rows(django_db, "SELECT event FROM amazon_link_events") == [("wrong_password",)]
+
+
 def test_inside_a_django_testcase_the_counts_stay_in_the_tests_transaction(storage, django_db):
     from django.contrib.auth import get_user_model
     from django.test import TestCase

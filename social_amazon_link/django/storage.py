@@ -31,12 +31,13 @@ from __future__ import annotations
 import base64
 import copy
 import sqlite3
+import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ValidationError
@@ -50,6 +51,7 @@ from django.db import (
     router,
     transaction,
 )
+from django.db.backends.signals import connection_created
 from django.db.models import Case, F, Func, Lookup, Max, Q, Value, When
 from django.db.models.functions import Lower
 from django.db.utils import ConnectionDoesNotExist, load_backend
@@ -68,7 +70,7 @@ from ..storage_rules import PurgeBefore, Reservation
 from ..text import email_key, storable
 from .models import LinkEvent, PasswordAttempts
 
-__all__ = ["OWN_ALIAS_SUFFIX", "DjangoStorage"]
+__all__ = ["OWN_ALIAS_SUFFIX", "OWN_LOCK_TIMEOUT", "DjangoStorage"]
 
 #: The second connection's alias: the write alias plus this (made from its settings).
 OWN_ALIAS_SUFFIX = "__amazon_link"
@@ -118,7 +120,8 @@ def _end_request(**_: Any) -> None:
         if block is not None:
             # Django closed the connection in its transaction already (its
             # autocommit was off): the block's end makes it usable again.
-            block.__exit__(DatabaseError, DatabaseError("request ended"), None)
+            with suppress(DatabaseError):  # a database gone: nothing to roll back
+                block.__exit__(DatabaseError, DatabaseError("request ended"), None)
         with suppress(ConnectionDoesNotExist, AttributeError):
             connections[conn.alias + OWN_ALIAS_SUFFIX].close_if_unusable_or_obsolete()
 
@@ -166,6 +169,23 @@ def _own_connection(conn: Any) -> Any:
     )
     connections[alias] = own
     return own
+
+
+#: Seconds the second connection waits for a row lock before giving up (an
+#: ``OperationalError``: 503 ``database_unavailable``). It writes while the
+#: request's own transaction is open and waiting on it: should that
+#: transaction hold a lock the write needs (the user's row ``FOR UPDATE``,
+#: taken by the app), waiting longer would only hang the request.
+OWN_LOCK_TIMEOUT = 5.0
+
+
+def _on_connection_created(sender: Any, connection: Any, **_: Any) -> None:
+    if connection.alias.endswith(OWN_ALIAS_SUFFIX) and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {int(OWN_LOCK_TIMEOUT * 1000)}")
+
+
+connection_created.connect(_on_connection_created, dispatch_uid="social_amazon_link.django")
 
 
 def _counting_connection() -> Any:
@@ -688,20 +708,31 @@ class DjangoLinkEvents(rules.EventLogRules):
         _write_event(lambda alias: LinkEvent.objects.using(alias).create(**row))
 
     @classmethod
-    def _add_repeat(cls, row: dict[str, Any], since: datetime, lock_name: str) -> None:
-        def write(alias: str) -> None:
+    def _add_repeat(cls, row: dict[str, Any], since: datetime, lock_name: str) -> bool:
+        def write(alias: str) -> bool:
             _lock(connections[alias], [lock_name])
             rows = LinkEvent.objects.using(alias).filter(
                 user_id=row["user_id"], event=row["event"], detail=row["detail"], created__gte=since
             )
             latest = rows.aggregate(latest=Max("id"))["latest"]
-            counted = 0
-            if latest is not None:
-                counted = rows.filter(id=latest).update(repeats=F("repeats") + 1)
-            if not counted:
-                LinkEvent.objects.using(alias).create(**row)
+            if latest is not None and rows.filter(id=latest).update(repeats=F("repeats") + 1):
+                return False
+            LinkEvent.objects.using(alias).create(**row)
+            return True
 
-        _write_event(write)
+        return _write_event(write)
+
+    @classmethod
+    def on_commit(cls, callback: Callable[[], Any]) -> None:
+        """Run ``callback`` once the event this thread wrote last is committed: at
+        once when it is (outside a transaction, or through the second
+        connection), else when the app's transaction commits; never when that
+        transaction rolls back (the event is gone with it)."""
+        alias = getattr(_last_event, "alias", None) or _connection().alias
+        if alias.endswith(OWN_ALIAS_SUFFIX):
+            callback()
+        else:
+            transaction.on_commit(callback, using=alias)
 
     @classmethod
     def for_user(cls, user_id: Any, limit: int = 20) -> list[Any]:
@@ -709,18 +740,27 @@ class DjangoLinkEvents(rules.EventLogRules):
         return list(rows[:limit])
 
 
-def _write_event(write: Any) -> None:
+Written = TypeVar("Written")
+
+#: The connection alias this thread's last event was written on (for ``on_commit``).
+_last_event = threading.local()
+
+
+def _write_event(write: Callable[[str], Written]) -> Written:
     """``write(alias)`` committed on its own; for an account the second
     connection cannot see yet (made in the app's open transaction), with it."""
     conn = _counting_connection()
     try:
         with _writing(conn):
-            write(conn.alias)
+            written = write(conn.alias)
     except IntegrityError:
         if conn is _connection():
             raise
-        with _writing():
-            write(_connection().alias)
+        conn = _connection()
+        with _writing(conn):
+            written = write(conn.alias)
+    _last_event.alias = conn.alias
+    return written
 
 
 # -- the storage --------------------------------------------------------------------
