@@ -34,6 +34,10 @@ DEMO_CLIENT_ID = "amzn1.application-oa2-client.5ec0de0000000000000000000000demo"
 DEMO_CLIENT_SECRET = "demo-only-secret"
 #: The app's name on the emulator's consent page (a security profile's name).
 DEMO_APP_NAME = "Acme Books"
+#: The demo's mobile app: a public client (no secret, PKCE) whose tokens and
+#: codes the demo accepts (AUDIENCES), its redirect URI the LWA SDK's kind.
+MOBILE_CLIENT_ID = "amzn1.application-oa2-client.5ec0de00000000000000000000mobile"
+MOBILE_REDIRECT_URI = "amzn://com.example.acmebooks"
 EMULATOR_URL = "http://127.0.0.1:5001"
 #: The demo's database when ``DATABASE_URL`` is not set, under the current
 #: directory; ``python -m demo`` makes it anew at each start.
@@ -47,6 +51,16 @@ def demo_client(redirect_uris: list[str]) -> dict[str, Any]:
         "client_secret": DEMO_CLIENT_SECRET,
         "redirect_uris": redirect_uris,
         "name": DEMO_APP_NAME,
+    }
+
+
+def mobile_client() -> dict[str, Any]:
+    """The demo's mobile app, as it registers with the emulator."""
+    return {
+        "client_id": MOBILE_CLIENT_ID,
+        "public": True,
+        "redirect_uris": [MOBILE_REDIRECT_URI],
+        "name": f"{DEMO_APP_NAME} for Android and iOS",
     }
 
 
@@ -68,9 +82,13 @@ def amazon_settings(env: dict[str, str] | os._Environ[str] = os.environ) -> dict
         "SOCIAL_AUTH_AMAZON_SECRET": DEMO_CLIENT_SECRET,
         "SOCIAL_AUTH_AMAZON_AUTHORIZATION_URL": f"{emulator}/ap/oa",
         "SOCIAL_AUTH_AMAZON_API_URL": emulator,
+        "SOCIAL_AUTH_AMAZON_AUDIENCES": [MOBILE_CLIENT_ID],
         # A seeded account has no password: it proves its email with a code,
         # which the demo "emails" to its Outbox page.
         "SOCIAL_AUTH_EMAIL_VALIDATION_FUNCTION": "demo.outbox.send_code",
+        # Each link, unlink, email change and lockout is told to the owner:
+        # "mailed" to the Outbox as well.
+        "SOCIAL_AUTH_AMAZON_LINK_NOTIFY_FUNCTION": "demo.outbox.send_notice",
     }
 
 

@@ -25,7 +25,7 @@ from werkzeug.serving import make_server
 from social_amazon_link.emulator import EmulatorServer, serve
 from social_amazon_link.emulator import create_app as create_emulator
 
-from . import DEFAULT_DATABASE, amazon_settings, create_app, demo_client
+from . import DEFAULT_DATABASE, amazon_settings, create_app, demo_client, mobile_client
 from .seed import AMAZON_IDENTITIES, seed
 
 #: Hosts a browser on this machine reaches the demo by: both names of loopback.
@@ -97,7 +97,8 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def _start_emulator(host: str, port: int, demo_port: int) -> EmulatorServer:
     app = create_emulator(
-        identities=AMAZON_IDENTITIES, clients=[demo_client(redirect_uris(host, demo_port))]
+        identities=AMAZON_IDENTITIES,
+        clients=[demo_client(redirect_uris(host, demo_port)), mobile_client()],
     )
     try:
         return serve(app, host=host, port=port)

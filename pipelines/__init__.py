@@ -14,6 +14,7 @@ from .email_sync import update_email
 from .events import record_link, record_unlink
 from .matching import match_by_email_require_password, match_by_uid
 from .profile import fetch_profile
+from .reauth import require_recent_sign_in
 from .registration import prefill_registration
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "prefill_registration",
     "record_link",
     "record_unlink",
+    "require_recent_sign_in",
     "update_email",
 ]
 
@@ -42,6 +44,9 @@ AMAZON_PIPELINE = (
     # Rule 3: this Amazon account is linked already: that user signs in
     # (identity_in_use when a signed-in user connects someone else's).
     "social_amazon_link.pipelines.match_by_uid",
+    # A signed-in user connecting another Amazon account: signed in within
+    # LINK_REAUTH_SECONDS, or their own password (or an emailed code) first.
+    "social_amazon_link.pipelines.require_recent_sign_in",
     # Rule 4: local accounts with this email: the local password (or an
     # emailed code) first, and only then a link. Never the email alone.
     "social_amazon_link.pipelines.match_by_email_require_password",

@@ -68,4 +68,13 @@ def update_email(
         return
     user.email = new
     storage.changed(user)
-    record(backend, EMAIL_UPDATED, user=user, amazon_user_id=uid, detail=f"{old or '-'} -> {new}")
+    # Told to both addresses (the old one may be the owner's only way to hear of it).
+    record(
+        backend,
+        EMAIL_UPDATED,
+        user=user,
+        amazon_user_id=uid,
+        detail=f"{old or '-'} -> {new}",
+        amazon=kwargs.get("amazon_profile"),
+        old_email=old or None,
+    )

@@ -31,7 +31,15 @@ from social_amazon_link.text import plain, storable
 from .events import LINK_REFUSED, LOCKED_OUT, record, record_repeat
 from .pause import DONE, answer_of, check_resumed_by, pause, resumed_prompt
 
-__all__ = ["claim_new_account", "match_by_email_require_password", "match_by_uid"]
+__all__ = [
+    "amazon_identity",
+    "ask_code",
+    "claim_new_account",
+    "match_by_email_require_password",
+    "match_by_uid",
+    "prove_code",
+    "prove_password",
+]
 
 DEFAULT_PASSWORD_URL = "/link/amazon/password"
 #: How long a try waits for the tries of the same account being checked right
@@ -56,7 +64,14 @@ def match_by_uid(
     except AuthAssociationError as error:
         if error.code != "identity_in_use":
             raise
-        record(backend, LINK_REFUSED, user=user, amazon_user_id=uid, detail="identity_in_use")
+        record(
+            backend,
+            LINK_REFUSED,
+            user=user,
+            amazon_user_id=uid,
+            detail="identity_in_use",
+            amazon=kwargs.get("amazon_profile"),
+        )
         raise IdentityInUse(backend=backend, stage="pipeline") from error
 
 
@@ -82,6 +97,13 @@ def claim_new_account(
 
 def _without_user(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k not in ("user", "social")}
+
+
+def amazon_identity(uid: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The Amazon account a sign-in is for, as its events name it: ``user_id``,
+    and the ``name`` and ``email`` Amazon gave (``fetch_profile``'s ``amazon_profile``)."""
+    profile = kwargs.get("amazon_profile")
+    return {**(profile if isinstance(profile, dict) else {}), "user_id": uid}
 
 
 def match_by_email_require_password(
@@ -148,47 +170,73 @@ def match_by_email_require_password(
     if prompt is None:
         return _ask(backend, pipeline_index, details, candidates, dict(kwargs, uid=uid))
 
-    storage = backend.strategy.storage
+    amazon = amazon_identity(uid, kwargs)
     if prompt["kind"] == "email_code":
         account = candidates[0] if len(candidates) == 1 else None
         if account is None or has_usable_password(account) or _signs_in_elsewhere(backend, account):
             # The accounts changed since the code was sent: start over.
             return _ask(backend, pipeline_index, details, candidates, dict(kwargs, uid=uid))
-        code = storage.code.normal_code(str(answer.get("code") or ""))
-        if not code or not plain(code):
-            raise InvalidRequest("Enter the code we emailed you.", backend=backend)
-        address = account.email
-
-        def code_sent() -> bool:
-            # The code this pause sent, and no other: one sent to the same address
-            # for an earlier, abandoned sign-in proves nothing about this one.
-            digest = str(prompt.get("code_digest", ""))
-            sent = hmac.compare_digest(storage.code.digest(code), digest)
-            return sent and bool(strategy.validate_email(address, code))
-
-        _prove(backend, [account], account, uid, code_sent, WrongCode)
+        prove_code(backend, account, amazon, prompt, answer)
         method = "email_code"
     else:
         account = _chosen_account(backend, candidates, answer)
         if len(candidates) == 1 and not has_usable_password(account):
-            record(backend, LINK_REFUSED, user=account, amazon_user_id=uid, detail="no_password")
+            record(
+                backend,
+                LINK_REFUSED,
+                user=account,
+                amazon_user_id=uid,
+                detail="no_password",
+                amazon=amazon,
+            )
             raise PasswordUnavailable(backend=backend, stage="pipeline")
-        password = answer.get("password")
-        if not isinstance(password, str) or not password:
-            raise InvalidRequest("Enter your password.", backend=backend)
-        if not storable(password):
-            # Refused before a try is counted: no password holds these.
-            raise InvalidRequest("The password has characters no password holds.", backend=backend)
-        checker = password_checker(backend)
-
-        def password_right() -> bool:
-            return _check_as_named(checker, candidates, account, password)
-
-        _prove(backend, candidates, account, uid, password_right, WrongPassword)
+        prove_password(backend, candidates, account, amazon, answer)
         method = "password"
 
     # DONE: the password or code goes no further.
     return {"user": account, "is_new": False, "link_method": method, **DONE}
+
+
+def prove_code(
+    backend: Any, account: Any, amazon: dict[str, Any], prompt: dict[str, Any], answer: Any
+) -> None:
+    """The answer holds the code this pause emailed ``account``: one counted try,
+    or :class:`WrongCode` / :class:`TooManyAttempts` (see :func:`_prove`)."""
+    strategy = backend.strategy
+    storage = strategy.storage
+    code = storage.code.normal_code(str(answer.get("code") or ""))
+    if not code or not plain(code):
+        raise InvalidRequest("Enter the code we emailed you.", backend=backend)
+    address = account.email
+
+    def code_sent() -> bool:
+        # The code this pause sent, and no other: one sent to the same address
+        # for an earlier, abandoned sign-in proves nothing about this one.
+        digest = str(prompt.get("code_digest", ""))
+        sent = hmac.compare_digest(storage.code.digest(code), digest)
+        return sent and bool(strategy.validate_email(address, code))
+
+    _prove(backend, [account], account, amazon, code_sent, WrongCode)
+
+
+def prove_password(
+    backend: Any, candidates: list[Any], account: Any, amazon: dict[str, Any], answer: Any
+) -> None:
+    """The answer holds ``account``'s password (``LINK_PASSWORD_CHECKER``): one
+    counted try against each of ``candidates``, or :class:`WrongPassword` /
+    :class:`TooManyAttempts` (see :func:`_prove`)."""
+    password = answer.get("password")
+    if not isinstance(password, str) or not password:
+        raise InvalidRequest("Enter your password.", backend=backend)
+    if not storable(password):
+        # Refused before a try is counted: no password holds these.
+        raise InvalidRequest("The password has characters no password holds.", backend=backend)
+    checker = password_checker(backend)
+
+    def password_right() -> bool:
+        return _check_as_named(checker, candidates, account, password)
+
+    _prove(backend, candidates, account, amazon, password_right, WrongPassword)
 
 
 def _ask(
@@ -211,35 +259,44 @@ def _ask(
             refused = "other_sign_in"
         elif not backend.setting("EMAIL_VALIDATION_FUNCTION"):
             refused = "no_password"
+        amazon = amazon_identity(kwargs.get("uid"), kwargs)
         if refused:
             record(
                 backend,
                 LINK_REFUSED,
                 user=account,
-                amazon_user_id=kwargs.get("uid"),
+                amazon_user_id=amazon["user_id"],
                 detail=refused,
+                amazon=amazon,
             )
             raise PasswordUnavailable(backend=backend, stage="pipeline")
-
-        _limit_codes(backend, account, kwargs.get("uid"))
-
-        def send_code(token: str) -> dict[str, Any]:
-            code = backend.strategy.send_email_validation(backend, account.email, token)
-            return {"code_digest": backend.strategy.storage.code.digest(code.code)}
-
-        return pause(
-            backend,
-            pipeline_index,
-            url,
-            {"kind": "email_code", "email": email},
-            kwargs,
-            before_store=send_code,
-        )
+        return ask_code(backend, pipeline_index, url, account, amazon, {"email": email}, kwargs)
     prompt = {"kind": "password", "email": email, "choose_account": len(candidates) > 1}
     return pause(backend, pipeline_index, url, prompt, kwargs)
 
 
-def _limit_codes(backend: Any, account: Any, uid: Any) -> None:
+def ask_code(
+    backend: Any,
+    pipeline_index: int,
+    url: str,
+    account: Any,
+    amazon: dict[str, Any],
+    prompt: dict[str, Any],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Email ``account`` a one-time code (within :func:`_limit_codes`) and pause
+    on the ``email_code`` prompt (``prompt`` adds what its page shows)."""
+    _limit_codes(backend, account, amazon)
+
+    def send_code(token: str) -> dict[str, Any]:
+        code = backend.strategy.send_email_validation(backend, account.email, token)
+        return {"code_digest": backend.strategy.storage.code.digest(code.code)}
+
+    prompt = {**prompt, "kind": "email_code"}
+    return pause(backend, pipeline_index, url, prompt, kwargs, before_store=send_code)
+
+
+def _limit_codes(backend: Any, account: Any, amazon: dict[str, Any]) -> None:
     """At most ``LINK_MAX_PASSWORD_ATTEMPTS`` codes to one address per ``LINK_LOCKOUT_SECONDS``.
 
     Anyone whose Amazon account carries the address can start sign-ins over
@@ -254,7 +311,13 @@ def _limit_codes(backend: Any, account: Any, uid: Any) -> None:
     # One locked_out event while the codes sent fill the window: the later
     # refusals are counted on it.
     record_repeat(
-        backend, LOCKED_OUT, user=account, amazon_user_id=uid, detail="codes_sent", since=sent[-1]
+        backend,
+        LOCKED_OUT,
+        user=account,
+        amazon_user_id=amazon.get("user_id"),
+        detail="codes_sent",
+        since=sent[-1],
+        amazon=amazon,
     )
     retry_after = max(1, int((sent[0] + timedelta(seconds=window) - now).total_seconds()) + 1)
     raise TooManyAttempts(
@@ -317,7 +380,7 @@ def _prove(
     backend: Any,
     accounts: list[Any],
     named: Any,
-    uid: Any,
+    amazon: dict[str, Any],
     check: Callable[[], bool],
     error: type[WrongPassword],
 ) -> None:
@@ -340,10 +403,11 @@ def _prove(
     account's own) can have done.
     """
     attempts = backend.strategy.storage.link_attempts
+    uid = amazon.get("user_id")
     held: list[Any] = []
     try:
         for account in sorted(accounts, key=_by_id):
-            _reserve_try(backend, account, uid)
+            _reserve_try(backend, account, amazon)
             held.append(account)
         right = check()
     except BaseException:
@@ -367,14 +431,16 @@ def _prove(
         )
         most = max(most, failures)
         detail = error.code_name if account is named else "other_username"
-        record(backend, error.code_name, user=account, amazon_user_id=uid, detail=detail)
+        record(
+            backend, error.code_name, user=account, amazon_user_id=uid, detail=detail, amazon=amazon
+        )
         if failures == _max_attempts(backend):  # this try locked it: recorded once
-            record(backend, LOCKED_OUT, user=account, amazon_user_id=uid)
+            record(backend, LOCKED_OUT, user=account, amazon_user_id=uid, amazon=amazon)
     left = max(0, _max_attempts(backend) - most)
     raise error(backend=backend, attempts_left=left, stage="pipeline")
 
 
-def _reserve_try(backend: Any, account: Any, uid: Any) -> None:
+def _reserve_try(backend: Any, account: Any, amazon: dict[str, Any]) -> None:
     """Reserve a try on ``account`` (waiting for tries being checked), or refuse: locked."""
     reservation = backend.strategy.storage.link_attempts.reserve(
         account.id,
@@ -390,7 +456,8 @@ def _reserve_try(backend: Any, account: Any, uid: Any) -> None:
             backend,
             LOCKED_OUT,
             user=account,
-            amazon_user_id=uid,
+            amazon_user_id=amazon.get("user_id"),
             since=datetime.fromtimestamp(reservation.locked_since, UTC),
+            amazon=amazon,
         )
     raise TooManyAttempts(backend=backend, retry_after=reservation.retry_after, stage="pipeline")

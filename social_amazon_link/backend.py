@@ -5,7 +5,12 @@ A drop-in for ``social_core.backends.amazon.AmazonOAuth2``: same ``name``
 ``EXTRA_DATA``. It adds regions and URL overrides, sends the token in the
 ``Authorization`` header, shares one kept-alive HTTP client per Amazon host,
 validates ``user_id``, and checks with tokeninfo that a token a client sent us
-(``do_auth(access_token)``) was issued to this app before trusting its profile.
+(``do_auth(access_token)``) was issued to this app (``KEY`` or one of
+``AUDIENCES``) before trusting its profile. The web flow sends a PKCE S256
+challenge and its verifier (setting ``PKCE``, on by default: social-core's
+``BaseOAuth2PKCE``, which keeps the verifier in the session's sign-in
+transaction); :meth:`AmazonOAuth2.complete_code_grant` is the mobile SDK's
+code grant, exchanged without a secret.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import Any, Literal, cast
 
-from social_core.backends.oauth import BaseOAuth2
+from social_core.backends.oauth import BaseOAuth2PKCE
 from social_core.exceptions import AuthConfigurationError, ErrorStage
 from social_core.utils import constant_time_compare, user_agent
 
@@ -35,7 +40,7 @@ __all__ = ["AmazonOAuth2"]
 _ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 
 
-class AmazonOAuth2(BaseOAuth2[Any]):
+class AmazonOAuth2(BaseOAuth2PKCE[Any]):
     """Login with Amazon (OAuth 2 authorization code and client tokens)."""
 
     name = "amazon"
@@ -48,6 +53,9 @@ class AmazonOAuth2(BaseOAuth2[Any]):
     ACCESS_TOKEN_METHOD = "POST"
     DEFAULT_SCOPE = ["profile"]
     REDIRECT_STATE = False
+    # RFC 7636 allows 43 to 128 characters; social-core draws them from 62
+    # letters and digits, so 64 of them are some 380 bits.
+    PKCE_DEFAULT_CODE_VERIFIER_LENGTH = 64
     EXTRA_DATA = [
         ("refresh_token", "refresh_token", True),
         ("user_id", "user_id"),
@@ -67,6 +75,32 @@ class AmazonOAuth2(BaseOAuth2[Any]):
     # The calls to Amazon of the sign-in under way share this deadline:
     # REQUESTS_TIMEOUT bounds them together (None outside a sign-in).
     _deadline: Deadline | None = None
+
+    # -- settings --------------------------------------------------------------
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        """social-core's PKCE settings, as this library names them.
+
+        ``BaseOAuth2PKCE`` reads ``USE_PKCE`` and ``PKCE_CODE_CHALLENGE_METHOD``;
+        here the switch is ``PKCE`` (only ``False`` turns it off: the start-up
+        check refuses any other value) and the method is always S256, never
+        ``plain``, which would send the verifier itself through the browser.
+        """
+        if name == "USE_PKCE":
+            return super().setting("PKCE", True) is not False
+        if name == "PKCE_CODE_CHALLENGE_METHOD":
+            return "S256"
+        return super().setting(name, default)
+
+    def client_ids(self) -> list[str]:
+        """The client ids whose tokens and codes this server takes: ``KEY``, then ``AUDIENCES``."""
+        key, _secret = self.get_key_and_secret()
+        if not key:
+            raise AuthConfigurationError(
+                self, code="missing_setting", parameter="KEY", stage="token_validation"
+            )
+        audiences = self.setting("AUDIENCES") or []
+        return [key, *(audience for audience in audiences if isinstance(audience, str))]
 
     # -- where Amazon is -----------------------------------------------------
 
@@ -221,6 +255,30 @@ class AmazonOAuth2(BaseOAuth2[Any]):
         self._exchanged_token = response["access_token"]
         return response
 
+    def complete_code_grant(
+        self, code: str, client_id: str, redirect_uri: str, code_verifier: str, **kwargs: Any
+    ) -> Any:
+        """The mobile SDK's authorization-code grant: exchange, then sign in.
+
+        The app's LWA SDK got ``code`` for ``client_id`` and ``redirect_uri``
+        with the challenge of ``code_verifier``, which only this server holds.
+        The client is public, so no secret is sent (Amazon checks the
+        verifier instead); the caller has checked that ``client_id`` is one
+        of :meth:`client_ids`. The token comes straight from Amazon's token
+        endpoint, so, as on the web callback, no tokeninfo check is needed;
+        the rest is :meth:`do_auth` (``kwargs``: the pipeline's, ``user``).
+        """
+        data = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "client_id": client_id,
+            "code_verifier": code_verifier,
+        }
+        with self._sign_in_deadline():
+            response = self.request_access_token(self.access_token_url(), data=data)
+            return self.do_auth(response["access_token"], response=response, **kwargs)
+
     def refresh_token(self, token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         self.end_transaction()
         return self.lwa.request_token(
@@ -234,20 +292,16 @@ class AmazonOAuth2(BaseOAuth2[Any]):
         """The Amazon profile, fetched by this server with the token.
 
         A token we did not obtain ourselves came from a client (a mobile app's
-        LWA SDK): tokeninfo must say it was issued to our ``KEY`` before its
-        profile is trusted, or any app's token would sign in here.
+        LWA SDK): tokeninfo must say it was issued to our ``KEY`` (or one of
+        ``AUDIENCES``) before its profile is trusted, or any app's token would
+        sign in here.
         """
         self.end_transaction()
         exchanged = self._exchanged_token
         if exchanged is not None and constant_time_compare(access_token, exchanged):
             profile = self.lwa.profile(access_token, self._deadline)
         else:
-            key, _secret = self.get_key_and_secret()
-            if not key:
-                raise AuthConfigurationError(
-                    self, code="missing_setting", parameter="KEY", stage="token_validation"
-                )
-            profile = self.lwa.verified_profile(access_token, key, self._deadline)
+            profile = self.lwa.verified_profile(access_token, self.client_ids(), self._deadline)
         return profile.as_dict()
 
     def extra_data(

@@ -43,7 +43,9 @@ __all__ = [
     "InvalidPartial",
     "InvalidRequest",
     "InvalidToken",
+    "NoCodeChallenge",
     "PasswordUnavailable",
+    "ReauthRequired",
     "RegistrationInvalid",
     "RequestTooLarge",
     "TooManyAttempts",
@@ -100,6 +102,24 @@ class InvalidRequest(AmazonError, AuthInputError):
         return {"error": self.code, "message": self.detail or self.message}
 
 
+class NoCodeChallenge(InvalidRequest):
+    """``POST /api/amazon/code`` in a session that holds no usable code challenge.
+
+    ``reason``: ``missing`` (none was asked for with these cookies), ``used``
+    (its code was sent already, or a newer challenge replaced it), or
+    ``expired``. Refused before Amazon is called.
+    """
+
+    message = (
+        "This session has no sign-in code challenge waiting: ask for one "
+        "(POST /api/amazon/code/challenge), sign in with Amazon with it, then send the "
+        "code with the same cookies."
+    )
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason=reason, stage="callback")
+
+
 class InsecureTransport(AmazonError, AuthInputError):
     """A token or code reached the JSON API over plain HTTP from another host.
 
@@ -154,7 +174,8 @@ class WrongAudience(AmazonError, AuthCredentialError):
 
 
 class InvalidGrant(AmazonError, AuthCredentialError):
-    """The authorization code was rejected (used, expired, wrong redirect_uri)."""
+    """The authorization code was rejected (used, expired, wrong redirect_uri,
+    issued to another client, or its PKCE verifier does not match)."""
 
     code_name = "invalid_grant"
     http_status = 400
@@ -232,6 +253,18 @@ class PasswordUnavailable(AmazonError, AuthPolicyError):
     message = (
         "An account with this email exists but has no password to confirm the link. "
         "Sign in to it another way, then connect Amazon from your account page."
+    )
+
+
+class ReauthRequired(AmazonError, AuthPolicyError):
+    """A signed-in user connecting another Amazon account signed in too long ago,
+    and the account has neither a password nor an email to send a code to."""
+
+    code_name = "reauth_required"
+    http_status = 403
+    message = (
+        "To connect another Amazon account, please sign out and sign in again first, "
+        "then connect it right away. Nothing was changed."
     )
 
 

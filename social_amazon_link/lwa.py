@@ -23,7 +23,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -630,14 +630,19 @@ class LWAClient:
         return _parse_tokeninfo(self._get_json("tokeninfo", url, {}, deadline))
 
     def verified_profile(
-        self, access_token: str, client_id: str, deadline: Deadline | None = None
+        self,
+        access_token: str,
+        client_id: str | Collection[str],
+        deadline: Deadline | None = None,
     ) -> Profile:
         """The profile behind a token that a client sent us, after checking it is ours.
 
         Tokeninfo and profile are independent, so both are sent at once and a
         sign-in waits one round trip to Amazon, not two. The profile is only
-        returned once tokeninfo says the token was issued to ``client_id``.
+        returned once tokeninfo says the token was issued to ``client_id``
+        (or to one of them, given several: an app's several security profiles).
         """
+        accepted = {client_id} if isinstance(client_id, str) else set(client_id)
         deadline = deadline or self.deadline()
         deadline.at()  # both calls' clock starts now
         info_future: Future[TokenInfo] = _executor().submit(self.tokeninfo, access_token, deadline)
@@ -649,7 +654,7 @@ class LWAClient:
         # Tokeninfo decides first: a token for another app is "wrong_audience"
         # whatever the profile call said.
         info = self._tokeninfo_result(info_future, deadline)
-        if info.aud != client_id:
+        if info.aud not in accepted:
             raise WrongAudience(reason="aud_mismatch", stage="token_validation")
         if profile_error is not None:
             raise profile_error

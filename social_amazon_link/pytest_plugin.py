@@ -27,9 +27,12 @@ def lwa_emulator() -> Iterator[LWAEmulator]:
     lwa_emulator.url``), register the app (``add_client``: without it the
     sign-in page says "The client does not exist on this server.") and an
     Amazon account (``add_identity``); then ``consent`` plays the person on
-    the sign-in page, or ``mint_token`` hands a token as the LWA mobile SDK
-    would. ``lwa_emulator.server.app`` is the emulator's Flask app. The server
-    stops after the test; the README's "The LWA emulator" shows every method.
+    the sign-in page (``decline=`` unticks voluntary scopes), or
+    ``mint_token`` hands a token as the LWA mobile SDK would; ``add_client(...,
+    public=True)`` registers a mobile app's security profile (no secret, PKCE
+    required, ``amzn://`` redirect URIs). ``lwa_emulator.server.app`` is the
+    emulator's Flask app. The server stops after the test; the README's "The
+    LWA emulator" shows every method.
     """
     # Imported here: every pytest run in this environment loads the plugin,
     # and most never need Flask and Authlib.

@@ -121,15 +121,45 @@ def check_settings(setting: Setting) -> None:
         url_problem = _url_problem(setting(name, None))
         if url_problem:
             problems[_PREFIX + name] = url_problem
-    behind_proxy = setting("BEHIND_TLS_PROXY", False)
-    if not isinstance(behind_proxy, bool):
-        # A string read from the environment ("false") would be true: the
-        # JSON API takes only True as turning its HTTPS check off.
-        problems[_PREFIX + "BEHIND_TLS_PROXY"] = (
-            f"{_shown(behind_proxy)} is not True or False (a boolean, not a string)."
-        )
+    for name, default in (("BEHIND_TLS_PROXY", False), ("PKCE", True)):
+        value = setting(name, default)
+        if not isinstance(value, bool):
+            # A string read from the environment ("false") would be true: the
+            # JSON API takes only True as turning its HTTPS check off, and the
+            # backend only False as turning PKCE off.
+            problems[_PREFIX + name] = (
+                f"{_shown(value)} is not True or False (a boolean, not a string)."
+            )
+    audiences_problem = _audiences_problem(setting("AUDIENCES", None))
+    if audiences_problem:
+        problems[_PREFIX + "AUDIENCES"] = audiences_problem
+    problems.update(_link_problems(setting))
     if problems:
         raise AmazonSettingsError(problems)
+
+
+def _link_problems(setting: Setting) -> dict[str, str]:
+    """``LINK_NOTIFY_FUNCTION`` (importable and callable) and ``LINK_REAUTH_SECONDS``."""
+    # Imported here: the steps import the backend, which imports this module.
+    from .notifications import load_sender
+    from .pipelines.reauth import DEFAULT_REAUTH_SECONDS
+
+    problems: dict[str, str] = {}
+    sender = setting("LINK_NOTIFY_FUNCTION", None)
+    try:
+        load_sender(sender)
+    except Exception as error:  # an import fails in many ways
+        problems[_PREFIX + "LINK_NOTIFY_FUNCTION"] = (
+            f"{_shown(sender)} cannot be used ({type(error).__name__}): set the dotted path "
+            "of your sender, a function f(strategy, user, event, details)."
+        )
+    seconds = setting("LINK_REAUTH_SECONDS", DEFAULT_REAUTH_SECONDS)
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
+        problems[_PREFIX + "LINK_REAUTH_SECONDS"] = (
+            f"{_shown(seconds)} is not a whole number of seconds, 0 or more "
+            "(0 turns the check off)."
+        )
+    return problems
 
 
 def unverified_email_warning(setting: Setting) -> str | None:
@@ -174,6 +204,23 @@ def _scope_problem(value: Any) -> str | None:
     unknown = [scope for scope in scopes if scope not in SCOPES]
     if unknown:
         return f"{', '.join(_shown(scope) for scope in unknown)} unknown: {allowed}"
+    return None
+
+
+def _audiences_problem(value: Any) -> str | None:
+    allowed = (
+        "use a list of the other LWA client ids (security profiles) whose tokens and codes "
+        'this server accepts besides KEY, such as ["amzn1.application-oa2-client.abc"].'
+    )
+    if value is None:
+        return None
+    # A string is refused, not split: a client id listed by itself would
+    # otherwise be read as its characters.
+    if not isinstance(value, (list, tuple)):
+        return f"{_shown(value)} is not a list: {allowed}"
+    bad = [item for item in value if not isinstance(item, str) or not item or item != item.strip()]
+    if bad:
+        return f"{', '.join(_shown(item) for item in bad[:5])} not a client id: {allowed}"
     return None
 
 

@@ -786,7 +786,7 @@ class SQLAlchemyLinkEvent(EventLogRules):
         _commit(cls(**row))
 
     @classmethod
-    def _add_repeat(cls, row: dict[str, Any], since: datetime, lock_name: str) -> None:
+    def _add_repeat(cls, row: dict[str, Any], since: datetime, lock_name: str) -> bool:
         table = cls.__table__
         with _writing() as session:
             _lock([lock_name], table)
@@ -803,8 +803,10 @@ class SQLAlchemyLinkEvent(EventLogRules):
             counted = session.execute(
                 update(table).where(table.c.id == latest).values(repeats=table.c.repeats + 1)
             )
-            if not getattr(counted, "rowcount", 0):
+            written = not getattr(counted, "rowcount", 0)
+            if written:
                 session.add(cls(**row))
+        return written
 
     @classmethod
     def for_user(cls, user_id: Any, limit: int = 20) -> list[Any]:

@@ -366,10 +366,12 @@ class LinkEventStorage(Protocol):
         amazon_user_id: str | None,
         detail: str = "",
         since: datetime,
-    ) -> None:
+    ) -> bool:
         """The same event again (a refusal while locked): add one to ``repeats`` of
         the user's latest such event (same detail) written at or after ``since``,
-        or write it when there is none. Simultaneous calls never write two rows."""
+        or write it when there is none, and commit. Simultaneous calls never write
+        two rows. True when this call wrote the row (only then is the event
+        announced: the app's notification and signal), False when it counted."""
         ...
 
     def for_user(self, user_id: Any, limit: int = 20) -> list[LinkEvent]:

@@ -399,17 +399,18 @@ class EventLogRules:
         amazon_user_id: str | None,
         detail: str = "",
         since: datetime,
-    ) -> None:
+    ) -> bool:
         """The same event again (a refusal while locked, say): counted, not written again.
 
         Adds one to ``repeats`` of the user's latest ``event`` row with this
         detail written at or after ``since`` (when the lock began); writes
-        that row only when there is none. Serialised per user and event (a
-        lock named alike in every storage), so simultaneous refusals never
-        write two rows.
+        that row only when there is none, and then returns True. Serialised
+        per user and event (a lock named alike in every storage), so
+        simultaneous refusals never write two rows.
         """
         lock_name = f"amazon_link_events\0{user_id}\0{event}\0{detail}"
-        cls._add_repeat(_event_row(event, user_id, amazon_user_id, detail), since, lock_name)
+        row = _event_row(event, user_id, amazon_user_id, detail)
+        return bool(cls._add_repeat(row, since, lock_name))
 
 
 def _event_row(event: str, user_id: Any, amazon_user_id: str | None, detail: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from flask import Flask
 from sqlalchemy import text
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from demo import amazon_settings, create_app, demo_client
+from demo import amazon_settings, create_app, demo_client, mobile_client
 from demo.seed import AMAZON_IDENTITIES, seed
 from social_amazon_link.emulator import EmulatorServer, serve
 from social_amazon_link.emulator import create_app as create_emulator
@@ -68,7 +68,7 @@ class DemoSite:
         emulator = serve(
             create_emulator(
                 identities=AMAZON_IDENTITIES,
-                clients=[demo_client([f"{demo_url}/complete/amazon/"])],
+                clients=[demo_client([f"{demo_url}/complete/amazon/"]), mobile_client()],
             )
         )
         try:

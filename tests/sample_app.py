@@ -91,7 +91,9 @@ def create_app(
         user = session.scalars(select(User).where(User.username == request.form["username"])).one()
         if not user.check_password(request.form["password"]):
             return jsonify(authenticated=False), 403
-        login_user(user)
+        # remember=yes: Flask-Login's remember-me cookie, which signs a later
+        # session in without a sign-in of its own.
+        login_user(user, remember=request.form.get("remember") == "yes")
         return jsonify(authenticated=True, id=user.id)
 
     @app.post("/test-logout")

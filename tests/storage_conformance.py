@@ -411,15 +411,17 @@ class StorageConformance:
         events = env.storage.link_events
         since = datetime.now(UTC) - timedelta(seconds=5)
 
-        def refused(_: int) -> None:
-            events.record_repeat("locked_out", user_id=ann, amazon_user_id=None, since=since)
+        def refused(_: int) -> bool:
+            return events.record_repeat("locked_out", user_id=ann, amazon_user_id=None, since=since)
 
-        in_threads(env, 6, refused)
+        written = in_threads(env, 6, refused)
         [row] = events.for_user(ann)
         assert (row.event, row.repeats) == ("locked_out", 5)
+        # Exactly one call wrote the row (the one whose event is announced).
+        assert sorted(written) == [False] * 5 + [True]
         # A new lock (a later since) starts a row of its own.
         later = datetime.now(UTC) + timedelta(seconds=5)
-        events.record_repeat("locked_out", user_id=ann, amazon_user_id=None, since=later)
+        assert events.record_repeat("locked_out", user_id=ann, amazon_user_id=None, since=later)
         assert [e.repeats for e in events.for_user(ann)] == [0, 5]
 
     # -- code -----------------------------------------------------------------

@@ -291,7 +291,7 @@ def test_demo_mode_shows_the_hint_and_the_outbox(client: FlaskClient) -> None:
     assert 'href="/demo/outbox"' in login
     outbox = client.get("/demo/outbox")
     assert outbox.status_code == 200
-    assert "No codes sent yet." in outbox.text
+    assert "No messages sent yet." in outbox.text
 
 
 def test_real_amazon_mode_has_no_demo_hint_and_no_outbox(

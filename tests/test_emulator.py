@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import re
 import selectors
 import socket
@@ -22,6 +25,7 @@ from social_amazon_link.emulator import (
     create_app,
 )
 from social_amazon_link.emulator.app import state_of
+from social_amazon_link.emulator.state import MAX_TOKEN_BYTES, MIN_TOKEN_LENGTH
 from tests.forms import first_form
 
 ADA = "amzn1.account.AE7ADALOVELACE0001"
@@ -342,22 +346,436 @@ def test_client_without_redirect_uris_accepts_only_loopback_callbacks(lwa, http)
         assert (uri, answer.status_code) == (uri, status)
 
 
+# --- PKCE ---
+
+
+def pkce_pair(seed: str = "v") -> tuple[str, str]:
+    """A verifier (43+ characters of the allowed alphabet) and its S256 challenge."""
+    verifier = (seed * 64)[:43] + "-._~Az09"
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def test_consent_page_posts_the_challenge_back(lwa, http):
+    _, challenge = pkce_pair()
+    params = authorize_params(code_challenge=challenge, code_challenge_method="S256")
+    page = http.get(lwa.authorize_url, params=params)
+    _, fields, _ = first_form(page.text, page.url)
+    assert fields == params
+
+
+def test_s256_verifier_exchanges_the_code(lwa, http):
+    verifier, challenge = pkce_pair()
+    code = get_code(http, lwa, code_challenge=challenge, code_challenge_method="S256")
+    answer = exchange(http, lwa, code, code_verifier=verifier)
+    assert answer.status_code == 200
+    assert_lwa_tokens(answer.json())
+
+
+@pytest.mark.parametrize(
+    ("method", "verifier"),
+    [
+        ("S256", pkce_pair("w")[0]),  # another verifier
+        ("S256", pkce_pair()[1]),  # the challenge itself, as if the method were plain
+        ("S256", pkce_pair()[0] + "\n"),  # a trailing newline
+        ("S256", "short"),
+        ("S256", pkce_pair()[0] + "é"),
+        ("", pkce_pair()[0]),  # plain, by default: the verifier is the challenge
+        ("plain", pkce_pair()[0]),
+    ],
+    ids=["other", "challenge-as-verifier", "newline", "short", "non-ascii", "default", "plain"],
+)
+def test_wrong_verifier_is_invalid_grant_and_uses_the_code_up(lwa, http, method, verifier):
+    right, challenge = pkce_pair()
+    params = {"code_challenge": challenge}
+    if method:
+        params["code_challenge_method"] = method
+    code = get_code(http, lwa, **params)
+    answer = exchange(http, lwa, code, code_verifier=verifier)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_grant"
+    assert "code_verifier" in answer.json()["error_description"]
+    retry = exchange(http, lwa, code, code_verifier=right if method == "S256" else challenge)
+    assert (retry.status_code, retry.json()["error"]) == (400, "invalid_grant")
+
+
+def test_missing_verifier_is_invalid_grant(lwa, http):
+    _, challenge = pkce_pair()
+    code = get_code(http, lwa, code_challenge=challenge, code_challenge_method="S256")
+    answer = exchange(http, lwa, code)
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {
+            "error": "invalid_grant",
+            "error_description": "The request is missing the code_verifier.",
+        },
+    )
+    empty = exchange(http, lwa, get_code(http, lwa, code_challenge=challenge), code_verifier="")
+    assert (empty.status_code, empty.json()["error"]) == (400, "invalid_grant")
+
+
+@pytest.mark.parametrize("method", [None, "plain"])
+def test_plain_method_compares_the_verifier_itself(lwa, http, method):
+    verifier, _ = pkce_pair()
+    params = {"code_challenge": verifier}
+    if method:
+        params["code_challenge_method"] = method
+    answer = exchange(http, lwa, get_code(http, lwa, **params), code_verifier=verifier)
+    assert answer.status_code == 200
+
+
+def test_verifier_for_a_code_issued_without_a_challenge_is_refused(lwa, http):
+    verifier, _ = pkce_pair()
+    answer = exchange(http, lwa, get_code(http, lwa), code_verifier=verifier)
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_grant")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"code_challenge": pkce_pair()[1], "code_challenge_method": "s256"},
+        {"code_challenge": pkce_pair()[1], "code_challenge_method": "S512"},
+        {"code_challenge_method": "S256"},
+        {"code_challenge": "too-short"},
+    ],
+    ids=["lower-case", "unknown", "method-alone", "short"],
+)
+def test_bad_challenge_redirects_with_invalid_request(lwa, http, params):
+    answer = http.get(lwa.authorize_url, params=authorize_params(**params), allow_redirects=False)
+    query = callback_query(answer)
+    assert query["error"] == ["invalid_request"]
+    assert query["state"] == ["state-123"]
+
+
+# --- public clients, JSON bodies ---
+
+MOBILE = "amzn1.application-oa2-client.mobileapp"
+MOBILE_URI = "amzn://com.example.acmebooks"
+
+
+@pytest.fixture
+def mobile(lwa: LWAEmulator) -> LWAEmulator:
+    """``lwa`` with a public client (a mobile app's security profile)."""
+    record = lwa.add_client(MOBILE, redirect_uris=[MOBILE_URI], name="Acme Books", public=True)
+    assert (record["public"], record["redirect_uris"]) == (True, [MOBILE_URI])
+    return lwa
+
+
+def mobile_code(http: requests.Session, lwa: LWAEmulator, challenge: str) -> str:
+    params = authorize_params(
+        client_id=MOBILE,
+        redirect_uri=MOBILE_URI,
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
+    answer = http.post(
+        lwa.authorize_url,
+        data={**params, "user_id": ADA, "decision": "allow"},
+        allow_redirects=False,
+    )
+    location = answer.headers["Location"]
+    assert location.startswith(MOBILE_URI + "?")
+    return parse_qs(urlsplit(location).query)["code"][0]
+
+
+def token_post(http: requests.Session, lwa: LWAEmulator, **form: str) -> requests.Response:
+    return http.post(f"{lwa.url}/auth/o2/token", data=form)
+
+
+def test_public_client_exchanges_with_the_verifier_and_no_secret(mobile, http):
+    page = http.get(
+        mobile.authorize_url,
+        params=authorize_params(
+            client_id=MOBILE, redirect_uri=MOBILE_URI, code_challenge=pkce_pair()[1]
+        ),
+    )
+    assert app_name(page.text) == "Acme Books"
+    verifier, challenge = pkce_pair()
+    code = mobile_code(http, mobile, challenge)
+    answer = token_post(
+        http,
+        mobile,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=MOBILE_URI,
+        client_id=MOBILE,
+        code_verifier=verifier,
+    )
+    assert answer.status_code == 200
+    tokens = answer.json()
+    assert_lwa_tokens(tokens)
+    info = tokeninfo(http, mobile, tokens["access_token"]).json()
+    assert (info["aud"], info["user_id"]) == (MOBILE, ADA)
+    refreshed = token_post(
+        http,
+        mobile,
+        grant_type="refresh_token",
+        refresh_token=tokens["refresh_token"],
+        client_id=MOBILE,
+    )
+    assert refreshed.status_code == 200
+
+
+def test_public_client_without_pkce_is_refused_at_authorize(mobile, http):
+    params = authorize_params(client_id=MOBILE, redirect_uri=MOBILE_URI)
+    for answer in (
+        http.get(mobile.authorize_url, params=params, allow_redirects=False),
+        http.post(
+            mobile.authorize_url,
+            data={**params, "user_id": ADA, "decision": "allow"},
+            allow_redirects=False,
+        ),
+    ):
+        assert answer.status_code == 302
+        query = parse_qs(urlsplit(answer.headers["Location"]).query)
+        assert answer.headers["Location"].startswith(MOBILE_URI + "?")
+        assert (query["error"], query["state"]) == (["invalid_request"], ["state-123"])
+        assert "code" not in query
+
+
+def test_public_client_without_verifier_or_with_a_secret_is_refused(mobile, http):
+    verifier, challenge = pkce_pair()
+    form = {"grant_type": "authorization_code", "redirect_uri": MOBILE_URI, "client_id": MOBILE}
+    code = mobile_code(http, mobile, challenge)
+    with_secret = token_post(
+        http, mobile, **form, code=code, client_secret="guess", code_verifier=verifier
+    )
+    assert (with_secret.status_code, with_secret.json()["error"]) == (401, "invalid_client")
+    basic = http.post(
+        f"{mobile.url}/auth/o2/token",
+        data={**form, "code": code, "code_verifier": verifier},
+        auth=(MOBILE, "guess"),
+    )
+    assert (basic.status_code, basic.json()["error"]) == (401, "invalid_client")
+    no_verifier = token_post(http, mobile, **form, code=mobile_code(http, mobile, challenge))
+    assert (no_verifier.status_code, no_verifier.json()["error"]) == (400, "invalid_grant")
+
+
+def test_confidential_client_without_secret_needs_a_pkce_code(lwa, http):
+    form = {"grant_type": "authorization_code", "redirect_uri": CALLBACK, "client_id": CLIENT_ID}
+    code = get_code(http, lwa)
+    refused = token_post(http, lwa, **form, code=code)
+    assert (refused.status_code, refused.json()["error"]) == (401, "invalid_client")
+    assert exchange(http, lwa, code).status_code == 200  # the code was not used up
+
+    # The LWA SDK's code grant: the app's server holds the verifier, not the secret.
+    verifier, challenge = pkce_pair()
+    code = get_code(http, lwa, code_challenge=challenge, code_challenge_method="S256")
+    answer = token_post(http, lwa, **form, code=code, code_verifier=verifier)
+    assert answer.status_code == 200
+    refresh = {"grant_type": "refresh_token", "refresh_token": answer.json()["refresh_token"]}
+    no_secret = token_post(http, lwa, **refresh, client_id=CLIENT_ID)
+    assert (no_secret.status_code, no_secret.json()["error"]) == (401, "invalid_client")
+    assert token_post(http, lwa, **refresh, client_id=CLIENT_ID, client_secret=SECRET).ok
+
+
+def test_token_request_as_a_json_body(lwa, http):
+    verifier, challenge = pkce_pair()
+    code = get_code(http, lwa, code_challenge=challenge, code_challenge_method="S256")
+    body = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": CALLBACK,
+        "client_id": CLIENT_ID,
+        "client_secret": SECRET,
+        "code_verifier": verifier,
+    }
+    answer = http.post(f"{lwa.url}/auth/o2/token", json=body)
+    assert answer.status_code == 200
+    tokens = answer.json()
+    assert_lwa_tokens(tokens)
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    again = http.post(f"{lwa.url}/auth/o2/token", json=refresh, auth=(CLIENT_ID, SECRET))
+    assert again.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"grant_type": "authorization_code",',
+        '["grant_type"]',
+        '{"grant_type": 1}',
+        '{"grant_type": "refresh_token", "refresh_token": ["Atzr|x"]}',
+    ],
+    ids=["truncated", "list", "number", "nested"],
+)
+def test_malformed_json_token_request_is_invalid_request(lwa, http, body):
+    answer = http.post(
+        f"{lwa.url}/auth/o2/token",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        auth=(CLIENT_ID, SECRET),
+    )
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_request")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"client_id": MOBILE, "public": True, "client_secret": "s"},
+        {"client_id": MOBILE, "public": "yes"},
+        {"client_id": MOBILE},
+        {"client_id": MOBILE, "public": True, "redirect_uris": ["amzn:relative"]},
+        {"client_id": MOBILE, "public": True, "redirect_uris": ["ftp://example.com/"]},
+    ],
+)
+def test_public_client_registration_is_checked(lwa, http, body):
+    answer = http.post(f"{lwa.url}/_emulator/clients", json=body)
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_request")
+
+
+def test_command_line_registers_a_public_client_with_an_empty_secret():
+    from social_amazon_link.emulator.__main__ import _client, _merge_clients
+
+    merged = _merge_clients([_client(f"{MOBILE}::{MOBILE_URI}", "Acme Books")])
+    assert merged == [
+        {"client_id": MOBILE, "public": True, "name": "Acme Books", "redirect_uris": [MOBILE_URI]}
+    ]
+
+
+# --- scope_data: essential and voluntary scopes ---
+
+VOLUNTARY_POSTAL = json.dumps({"profile": {"essential": True}, "postal_code": {"essential": False}})
+
+
+def consent_choosing(
+    http: requests.Session, lwa: LWAEmulator, share: list[str], **overrides: str
+) -> requests.Response:
+    """Allow on the consent page, ticking only ``share`` of its optional items."""
+    data = {
+        **authorize_params(**overrides),
+        "user_id": ADA,
+        "decision": "allow",
+        "scope_choice": "1",
+        "share": share,
+    }
+    return http.post(lwa.authorize_url, data=data, allow_redirects=False)
+
+
+def test_consent_page_lets_the_person_untick_a_voluntary_scope(lwa, http):
+    params = authorize_params(scope="profile postal_code", scope_data=VOLUNTARY_POSTAL)
+    page = http.get(lwa.authorize_url, params=params)
+    assert page.status_code == 200
+    boxes = re.findall(r'<input type="checkbox" name="share" value="([^"]+)"\s+checked>', page.text)
+    assert boxes == ["postal_code"]  # profile is essential: no box
+    _, fields, _ = first_form(page.text, page.url)
+    assert fields == {**params, "share": "postal_code", "scope_choice": "1"}
+
+
+def test_declined_postal_code_is_left_out_of_the_grant_and_the_profile(lwa, http):
+    query = callback_query(
+        consent_choosing(http, lwa, [], scope="profile postal_code", scope_data=VOLUNTARY_POSTAL)
+    )
+    assert query["scope"] == ["profile"]
+    tokens = exchange(http, lwa, query["code"][0]).json()
+    me = profile(http, lwa, tokens["access_token"]).json()
+    assert me == {"user_id": ADA, "name": "Ada Lovelace", "email": "ada@example.com"}
+    refreshed = http.post(
+        f"{lwa.url}/auth/o2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "scope": "profile postal_code",
+        },
+        auth=(CLIENT_ID, SECRET),
+    )
+    assert (refreshed.status_code, refreshed.json()["error"]) == (400, "invalid_scope")
+
+
+def test_shared_voluntary_scope_is_granted(lwa, http):
+    query = callback_query(
+        consent_choosing(
+            http, lwa, ["postal_code"], scope="profile postal_code", scope_data=VOLUNTARY_POSTAL
+        )
+    )
+    assert query["scope"] == ["profile postal_code"]
+    token = exchange(http, lwa, query["code"][0]).json()["access_token"]
+    assert profile(http, lwa, token).json()["postal_code"] == "98101"
+
+
+def test_essential_scopes_cannot_be_declined(lwa, http):
+    # Without scope_data every scope is essential; unticking is ignored.
+    for scope_data in (None, json.dumps({"postal_code": {"essential": True}})):
+        extra = {} if scope_data is None else {"scope_data": scope_data}
+        query = callback_query(
+            consent_choosing(http, lwa, [], scope="profile postal_code", **extra)
+        )
+        assert query["scope"] == ["profile postal_code"]
+
+
+def test_declining_every_scope_shows_the_page_again(lwa, http):
+    scope_data = json.dumps({"profile": {"essential": False}, "postal_code": {"essential": False}})
+    answer = consent_choosing(http, lwa, [], scope="profile postal_code", scope_data=scope_data)
+    assert answer.status_code == 400
+    assert "Share at least one item, or choose Cancel." in answer.text
+
+
+@pytest.mark.parametrize(
+    "scope_data",
+    [
+        "{not json",
+        '["postal_code"]',
+        '{"postal_code": {"essential": "no"}}',
+        '{"postal_code": false}',
+        '{"profile:user_id": {"essential": false}}',  # not asked for
+        '{"post\\"al_code": {"essential": false}}',  # a quote: not echoed back
+    ],
+)
+def test_bad_scope_data_redirects_with_invalid_request(lwa, http, scope_data):
+    params = authorize_params(scope="profile postal_code", scope_data=scope_data)
+    query = callback_query(http.get(lwa.authorize_url, params=params, allow_redirects=False))
+    assert (query["error"], query["state"]) == (["invalid_request"], ["state-123"])
+    assert "scope_data" in query["error_description"][0]
+
+
+def test_consent_helper_declines_voluntary_scopes(lwa):
+    url = f"{lwa.authorize_url}?" + urlencode(
+        authorize_params(scope="profile postal_code", scope_data=VOLUNTARY_POSTAL)
+    )
+    declined = parse_qs(urlsplit(lwa.consent(url, ADA, decline=["postal_code"])).query)
+    assert declined["scope"] == ["profile"]
+    kept = parse_qs(urlsplit(lwa.consent(url, ADA)).query)
+    assert kept["scope"] == ["profile postal_code"]
+    # An essential scope stays granted.
+    essential = f"{lwa.authorize_url}?" + urlencode(authorize_params(scope="profile postal_code"))
+    assert parse_qs(urlsplit(lwa.consent(essential, ADA, decline=["postal_code"])).query)[
+        "scope"
+    ] == ["profile postal_code"]
+
+
 # --- refresh ---
 
 
-def test_refresh_grant_issues_a_new_access_token_and_keeps_the_refresh_token(lwa, http):
+def test_refresh_grant_rotates_the_refresh_token_and_the_old_one_stays_valid(lwa, http):
     first = exchange(http, lwa, get_code(http, lwa)).json()
     form = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
     answer = http.post(f"{lwa.url}/auth/o2/token", data=form, auth=(CLIENT_ID, SECRET))
     assert answer.status_code == 200
     second = answer.json()
     assert_lwa_tokens(second)
-    assert second["refresh_token"] == first["refresh_token"]
+    assert second["refresh_token"] != first["refresh_token"]
     assert second["access_token"] != first["access_token"]
     assert profile(http, lwa, second["access_token"]).json()["user_id"] == ADA
-    # The refresh token survives its use.
-    again = http.post(f"{lwa.url}/auth/o2/token", data=form, auth=(CLIENT_ID, SECRET))
-    assert again.status_code == 200
+    # Both refresh tokens work: the one used, and the new one.
+    for refresh_token in (first["refresh_token"], second["refresh_token"]):
+        again = http.post(
+            f"{lwa.url}/auth/o2/token",
+            data={**form, "refresh_token": refresh_token},
+            auth=(CLIENT_ID, SECRET),
+        )
+        assert again.status_code == 200
+        assert_lwa_tokens(again.json())
+        assert again.json()["refresh_token"] not in (first["refresh_token"], refresh_token)
+
+
+def test_tokens_have_amazons_size(lwa, http):
+    tokens = exchange(http, lwa, get_code(http, lwa)).json()
+    minted = lwa.mint_token(CLIENT_ID, ADA)
+    for value in (tokens["access_token"], tokens["refresh_token"], minted):
+        assert len(value) >= MIN_TOKEN_LENGTH
+        assert len(value.encode()) <= MAX_TOKEN_BYTES
+        assert re.fullmatch(r"Atz[ar]\|[A-Za-z0-9_-]+", value)
+    assert len({tokens["access_token"], tokens["refresh_token"], minted}) == 3
 
 
 def test_refresh_token_of_another_client_is_invalid_grant(lwa, http):
@@ -429,8 +847,44 @@ def test_token_in_the_query_string_works_but_is_counted(lwa, http):
     assert lwa.stats()["token_in_query"] == 1
 
 
+def test_profile_takes_the_token_in_the_x_amz_access_token_header(lwa, http):
+    token = lwa.mint_token(CLIENT_ID, ADA)
+    answer = http.get(f"{lwa.url}/user/profile", headers={"x-amz-access-token": token})
+    assert (answer.status_code, answer.json()["user_id"]) == (200, ADA)
+    both = http.get(
+        f"{lwa.url}/user/profile",
+        headers={"x-amz-access-token": token, "Authorization": f"Bearer {token}"},
+    )
+    assert both.status_code == 200  # the same token twice
+    expired = lwa.mint_token(CLIENT_ID, ADA, expires_in=0)
+    answer = http.get(f"{lwa.url}/user/profile", headers={"X-Amz-Access-Token": expired})
+    assert (answer.status_code, answer.json()) == (400, EXPIRED)
+    assert lwa.stats()["token_in_query"] == 0
+
+
+def test_profile_refuses_two_different_tokens(lwa, http):
+    ours, theirs = lwa.mint_token(CLIENT_ID, ADA), lwa.mint_token(OTHER_APP, ADA)
+    answer = http.get(
+        f"{lwa.url}/user/profile",
+        headers={"x-amz-access-token": theirs, "Authorization": f"Bearer {ours}"},
+    )
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {
+            "error": "invalid_request",
+            "error_description": "The request carries two different access tokens",
+        },
+    )
+
+
 @pytest.mark.parametrize(
-    "headers", [{}, {"Authorization": "Bearer "}, {"Authorization": "Basic YTpi"}]
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Basic YTpi"},
+        {"x-amz-access-token": ""},
+    ],
 )
 def test_profile_without_a_token_is_invalid_request(lwa, http, headers):
     answer = http.get(f"{lwa.url}/user/profile", headers=headers)
@@ -759,6 +1213,7 @@ def test_client_returns_public_records_never_the_secret(lwa):
     assert record == {
         "client_id": OTHER_APP,
         "name": None,
+        "public": False,
         "redirect_uris": [CALLBACK],
         "app_id": record["app_id"],
     }
@@ -803,11 +1258,20 @@ def test_no_token_or_secret_reaches_the_logs(lwa, http, caplog):
             auth=(CLIENT_ID, SECRET),
         )
         tokeninfo(http, lwa, tokens["access_token"])
+        verifier, challenge = pkce_pair("p")
+        code = get_code(http, lwa, code_challenge=challenge, code_challenge_method="S256")
+        body = {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK}
+        answer = http.post(
+            f"{lwa.url}/auth/o2/token",
+            json={**body, "client_id": CLIENT_ID, "code_verifier": verifier},
+        )
+        assert answer.status_code == 200
     # urllib3 is the test's own HTTP client logging its URLs; the rest is the emulator.
     emulator_logs = [r.getMessage() for r in caplog.records if not r.name.startswith("urllib3")]
     assert any("Issue token" in line for line in emulator_logs)
     text = "\n".join(emulator_logs)
     assert "Atza|" not in text and "Atzr|" not in text and SECRET not in text
+    assert verifier not in text and challenge not in text and code not in text
 
 
 def _free_port() -> int:
@@ -887,3 +1351,38 @@ def test_command_serves_a_real_authorization_code_exchange():
         process.stderr and process.stderr.close()
     assert returncode == 0, stderr
     assert "Atza|" not in stderr
+
+
+# --- the library, when a person declines the voluntary postal code ---
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-account", "returning"])
+def test_library_signs_in_without_the_declined_postal_code(
+    serve_app, lwa_emulator, browser, existing
+):
+    """An app asking for postal_code as voluntary: the person unticks it, the
+    profile comes without it, and sign-in (a new account, or the linked one)
+    still works, with no postal code stored."""
+    from tests.flows import start_sign_in
+
+    lwa_emulator.add_identity(ADA, "Ada Lovelace", "ada@example.com", postal_code="98101")
+    app = serve_app(
+        SOCIAL_AUTH_AMAZON_SCOPE=["profile", "postal_code"],
+        SOCIAL_AUTH_AMAZON_AUTH_EXTRA_ARGUMENTS={"scope_data": VOLUNTARY_POSTAL},
+    )
+    if existing:
+        app.link(app.add_user("ada", "ada@example.com", postal_code="10115"), ADA)
+    authorize_url = start_sign_in(browser, app)
+    assert parse_qs(urlsplit(authorize_url).query)["scope_data"] == [VOLUNTARY_POSTAL]
+    callback = lwa_emulator.consent(authorize_url, ADA, decline=["postal_code"])
+    assert parse_qs(urlsplit(callback).query)["scope"] == ["profile"]
+
+    final = browser.get(callback)
+    assert (final.status_code, final.url) == (200, f"{app.url}/me")
+    me = final.json()
+    assert (me["authenticated"], me["email"]) == (True, "ada@example.com")
+    users = app.query("SELECT email, postal_code FROM users")
+    assert [tuple(u) for u in users] == [("ada@example.com", "10115" if existing else None)]
+    (link,) = app.query("SELECT uid, extra_data FROM social_auth_usersocialauth")
+    assert link.uid == ADA
+    assert "98101" not in str(link.extra_data)

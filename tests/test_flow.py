@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from social_amazon_link.pipelines import pause as pause_module
+from social_amazon_link.pipelines.reauth import SIGNED_IN_AT_KEY
 from social_amazon_link.pipelines.registration import DEFAULT_REQUIRED_FIELDS, FORM_FIELDS
 from social_core.pipeline.utils import partial_prepare
 from social_core.utils import PARTIAL_TOKEN_PENDING_SESSION_NAME, PARTIAL_TOKEN_SESSION_NAME
@@ -180,7 +181,10 @@ def test_a_new_sign_in_in_the_session_ends_the_pause_it_left(db, lwa, grace_paus
 
 def test_a_signed_in_user_connects_amazon_without_signing_in_again(db, lwa, settings):
     grace = db.add_user("grace", "grace@example.com", PASSWORD)
-    strategy = PlainStrategy(settings, {SIGNED_IN: grace})
+    # Signed in just now (LINK_REAUTH_SECONDS asks an older session for proof).
+    strategy = PlainStrategy(
+        settings, {SIGNED_IN: grace, SIGNED_IN_AT_KEY: [str(grace), time.time()]}
+    )
     answer = body(sign_in(db, lwa, strategy, ADA))
     assert answer == {
         "status": "authenticated",

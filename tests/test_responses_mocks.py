@@ -10,8 +10,10 @@ in ``amazon_unavailable``.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import pytest
 import requests
@@ -51,20 +53,28 @@ def app(serve_app) -> Served:
     )
 
 
-def mock_token_exchange(amazon: responses.RequestsMock, app: Served) -> None:
+def mock_token_exchange(amazon: responses.RequestsMock, app: Served, challenge: str) -> None:
+    """Amazon's token endpoint, for our code and the verifier of ``challenge`` (PKCE S256)."""
+    expected = {
+        "grant_type": "authorization_code",
+        "code": CODE,
+        "redirect_uri": f"{app.url}/complete/amazon/",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+    }
+
+    def pkce_form(request: requests.PreparedRequest) -> tuple[bool, str]:
+        form = dict(parse_qsl(str(request.body or "")))
+        verifier = form.pop("code_verifier", "")
+        digest = hashlib.sha256(verifier.encode()).digest()
+        sent = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        if form != expected or sent != challenge:
+            return False, f"token request {sorted(form)} without the challenge's verifier"
+        return True, ""
+
     amazon.post(
         TOKEN_URL,
-        match=[
-            matchers.urlencoded_params_matcher(
-                {
-                    "grant_type": "authorization_code",
-                    "code": CODE,
-                    "redirect_uri": f"{app.url}/complete/amazon/",
-                    "client_id": CLIENT_ID,
-                    "client_secret": CLIENT_SECRET,
-                }
-            )
-        ],
+        match=[pkce_form],
         json={
             "access_token": ACCESS_TOKEN,
             "refresh_token": "Atzr|IwEBIA-a-fake-refresh-token",
@@ -90,12 +100,19 @@ def mock_tokeninfo(amazon: responses.RequestsMock) -> None:
     )
 
 
-def web_sign_in(browser: requests.Session, app: Served) -> requests.Response:
-    """Login with Amazon, then Amazon's redirect back with a code (the consent page is Amazon's)."""
+def web_sign_in(
+    browser: requests.Session, app: Served, amazon: responses.RequestsMock
+) -> requests.Response:
+    """Login with Amazon, then Amazon's redirect back with a code (the consent page is Amazon's).
+
+    Amazon's token endpoint is mocked once the authorize URL gives the PKCE challenge.
+    """
     authorize = start_sign_in(browser, app)
     assert authorize.startswith(REGIONS["NA"].authorization_url + "?")
     query = parse_qs(urlsplit(authorize).query)
     assert query["redirect_uri"] == [f"{app.url}/complete/amazon/"]
+    assert query["code_challenge_method"] == ["S256"]
+    mock_token_exchange(amazon, app, query["code_challenge"][0])
     return browser.get(query["redirect_uri"][0], params={"code": CODE, "state": query["state"][0]})
 
 
@@ -109,10 +126,9 @@ def calls(amazon: responses.RequestsMock) -> list[str]:
 
 
 def test_new_user_web_sign_in(amazon, app, browser):
-    mock_token_exchange(amazon, app)
     mock_profile(amazon)
 
-    final = web_sign_in(browser, app)
+    final = web_sign_in(browser, app, amazon)
 
     assert (final.status_code, final.url) == (200, f"{app.url}/me")
     me = final.json()
@@ -126,10 +142,9 @@ def test_new_user_web_sign_in(amazon, app, browser):
 
 def test_web_sign_in_paused_on_the_password_of_the_account_with_that_email(amazon, app, browser):
     grace = app.add_user("grace", "grace@example.com", PASSWORD)
-    mock_token_exchange(amazon, app)
     mock_profile(amazon)
 
-    prompt = web_sign_in(browser, app)
+    prompt = web_sign_in(browser, app, amazon)
 
     assert prompt.status_code == 200
     assert prompt.url.startswith(f"{app.url}/link/amazon/password?partial_token=")
@@ -158,10 +173,9 @@ def test_mobile_sign_in_checks_the_token_with_tokeninfo(amazon, app):
 
 
 def test_amazon_failing_is_amazon_unavailable_and_writes_nothing(amazon, app, browser):
-    mock_token_exchange(amazon, app)
     mock_profile(amazon, status=500, body="Internal error")
 
-    page = web_sign_in(browser, app)
+    page = web_sign_in(browser, app, amazon)
 
     assert page.status_code == 502
     assert 'data-error-code="amazon_unavailable"' in page.text

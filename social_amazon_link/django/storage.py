@@ -653,7 +653,9 @@ class DjangoLinkEvents(rules.EventLogRules):
         _write_event(lambda alias: LinkEvent.objects.using(alias).create(**row))
 
     @classmethod
-    def _add_repeat(cls, row: dict[str, Any], since: datetime, lock_name: str) -> None:
+    def _add_repeat(cls, row: dict[str, Any], since: datetime, lock_name: str) -> bool:
+        written: list[bool] = []
+
         def write(alias: str) -> None:
             _lock(connections[alias], [lock_name])
             rows = LinkEvent.objects.using(alias).filter(
@@ -663,10 +665,12 @@ class DjangoLinkEvents(rules.EventLogRules):
             counted = 0
             if latest is not None:
                 counted = rows.filter(id=latest).update(repeats=F("repeats") + 1)
+            written[:] = [not counted]
             if not counted:
                 LinkEvent.objects.using(alias).create(**row)
 
         _write_event(write)
+        return bool(written and written[0])
 
     @classmethod
     def for_user(cls, user_id: Any, limit: int = 20) -> list[Any]:

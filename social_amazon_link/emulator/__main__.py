@@ -35,11 +35,18 @@ class _ClientAction(argparse.Action):
 
 
 def _client(value: str, name: str | None = None) -> dict[str, Any]:
-    """``ID:SECRET[:REDIRECT_URI]`` (the URI keeps its own colons), and the app's name."""
+    """``ID:SECRET[:REDIRECT_URI]`` (the URI keeps its own colons), and the app's name.
+
+    An empty SECRET (``ID::amzn://com.example.app``) registers a public client.
+    """
     parts = value.split(":", 2)
     if len(parts) < 2:
         raise argparse.ArgumentTypeError("expected ID:SECRET[:REDIRECT_URI]")
-    data: dict[str, Any] = {"client_id": parts[0], "client_secret": parts[1]}
+    data: dict[str, Any] = {"client_id": parts[0]}
+    if parts[1]:
+        data["client_secret"] = parts[1]
+    else:
+        data["public"] = True
     if len(parts) == 3:
         data["redirect_uris"] = [parts[2]]
     if name is not None:
@@ -69,7 +76,10 @@ def _merge_clients(clients: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     merged: dict[str, dict[str, Any]] = {}
     for client in clients:
         entry = merged.setdefault(client["client_id"], {"client_id": client["client_id"]})
-        entry["client_secret"] = client["client_secret"]
+        for key in ("client_secret", "public"):
+            entry.pop(key, None)
+            if key in client:
+                entry[key] = client[key]
         if "name" in client:
             entry["name"] = client["name"]
         if "redirect_uris" in client:
@@ -92,8 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs="+",
         default=[],
         metavar=("ID:SECRET[:REDIRECT_URI]", "NAME"),
-        help="register an LWA app, NAME shown on the consent page (repeat to add redirect URIs"
-        " or apps)",
+        help="register an LWA app, NAME shown on the consent page; an empty SECRET: a public"
+        " client (repeat to add redirect URIs or apps)",
     )
     parser.add_argument(
         "--identity",

@@ -19,16 +19,18 @@ from authlib.oauth2 import OAuth2Error
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from .authorization import LWAAuthorizationServer
+from .authorization import LWAAuthorizationServer, request_body
 from .control import control_blueprint
 from .state import (
     AccessToken,
+    Consent,
     EmulatorState,
     Endpoint,
     app_id_for,
     fault_response_body,
     parse_client,
     parse_identity,
+    parse_scope_data,
 )
 
 if TYPE_CHECKING:
@@ -54,7 +56,16 @@ SCOPE_DESCRIPTIONS: Final = {
     "postal_code": "Your postal code",
 }
 
-_AUTHORIZE_PARAMS: Final = ("client_id", "redirect_uri", "response_type", "scope", "state")
+_AUTHORIZE_PARAMS: Final = (
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "scope",
+    "state",
+    "scope_data",
+    "code_challenge",
+    "code_challenge_method",
+)
 
 
 def state_of(app: Flask) -> EmulatorState:
@@ -119,13 +130,34 @@ def _lwa_error(error: str, description: str, status: int = 400) -> Response:
 _MISSING_TOKEN: Final = "The request is missing a required parameter : access_token"
 _INVALID_TOKEN: Final = "The request has an invalid parameter : access_token"
 _EXPIRED_TOKEN: Final = "The token has expired"
+_TWO_TOKENS: Final = "The request carries two different access tokens"
 
 
-def _bearer_token() -> str | None:
+def _header_tokens() -> set[str]:
+    """The tokens in the headers profile takes: ``Authorization: Bearer`` and
+    ``x-amz-access-token`` (Amazon's "Obtain Customer Profile Information")."""
+    tokens = set()
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return None
+        tokens.add(value.strip())
+    if request.headers.get("x-amz-access-token", "").strip():
+        tokens.add(request.headers["x-amz-access-token"].strip())
+    return tokens
+
+
+def _shared_scopes(voluntary: frozenset[str]) -> frozenset[str]:
+    """The voluntary scopes the person left ticked. A form without the page's
+    ``scope_choice`` marker (a test posting the request itself) shares them all."""
+    if "scope_choice" not in request.form:
+        return voluntary
+    return voluntary & set(request.form.getlist("share"))
+
+
+def _granted_scope(scope: str, scope_data: str | None) -> str:
+    """The scopes the consent grants: the essential ones and the voluntary ones shared."""
+    voluntary = parse_scope_data(scope_data, scope)
+    shared = _shared_scopes(voluntary)
+    return " ".join(name for name in scope.split() if name not in voluntary or name in shared)
 
 
 def create_app(
@@ -157,12 +189,18 @@ def _add_lwa_routes(app: Flask, server: LWAAuthorizationServer, state: EmulatorS
         scope = request.values.get("scope", "")
         client_id = request.values.get("client_id", "")
         client = state.client(client_id)
+        voluntary = parse_scope_data(request.values.get("scope_data"), scope)
+        shared = set(_shared_scopes(voluntary))
         return render_template(
             "authorize.html",
             # The app's name, as Amazon shows its security profile's.
             app_name=(client.name if client is not None else None) or client_id,
             redirect_uri=request.values.get("redirect_uri", ""),
-            scopes=[SCOPE_DESCRIPTIONS.get(name, name) for name in scope.split()],
+            scopes=[
+                (name, SCOPE_DESCRIPTIONS.get(name, name), name in voluntary, name in shared)
+                for name in scope.split()
+            ],
+            choice=bool(voluntary),
             identities=state.identities(),
             selected=request.form.get("user_id"),
             params={
@@ -194,11 +232,20 @@ def _add_lwa_routes(app: Flask, server: LWAAuthorizationServer, state: EmulatorS
         identity = state.identity(request.form.get("user_id", ""))
         if identity is None:
             return consent_page("Choose the account to sign in with.", 400)
-        return server.create_authorization_response(grant=grant, grant_user=identity)
+        granted = _granted_scope(grant.request.scope, request.values.get("scope_data"))
+        if not granted:
+            return consent_page("Share at least one item, or choose Cancel.", 400)
+        consent = Consent(identity, granted)
+        return server.create_authorization_response(grant=grant, grant_user=consent)
 
     @app.post("/auth/o2/token")
     def token() -> Any:
-        if not request.form.get("grant_type"):
+        body = request_body(request)
+        if body is None:
+            return _lwa_error(
+                "invalid_request", "The request body must be a form or a JSON object of strings"
+            )
+        if not body.get("grant_type"):
             # Authlib would call a missing grant_type unsupported; it is missing.
             return _lwa_error(
                 "invalid_request", "The request is missing a required parameter : grant_type"
@@ -217,7 +264,10 @@ def _add_lwa_routes(app: Flask, server: LWAAuthorizationServer, state: EmulatorS
 
     @app.get("/user/profile")
     def profile() -> Any:
-        value = _bearer_token()
+        offered = _header_tokens()
+        if len(offered) > 1:
+            return _lwa_error("invalid_request", _TWO_TOKENS)
+        value = next(iter(offered), None)
         if value is None and request.args.get("access_token"):
             # Amazon accepts this; counting it lets tests prove a client never does it.
             state.count_token_in_query()

@@ -1,19 +1,33 @@
 """LWA's authorization and token endpoints, on Authlib's OAuth2 server.
 
 Authlib does the protocol (request validation, client authentication, the
-error codes); this module supplies the storage hooks over :class:`EmulatorState`
-and the LWA details: ``Atza|``/``Atzr|`` tokens, ``token_type: bearer``, one-hour
-access tokens, refresh tokens that survive a refresh, and ``invalid_client`` as 401.
+error codes, PKCE's checks); this module supplies the storage hooks over
+:class:`EmulatorState` and the LWA details: ``Atza|``/``Atzr|`` tokens of
+Amazon's size, ``token_type: bearer``, one-hour access tokens, a new refresh
+token with each refresh (the old one still valid), ``invalid_client`` as 401,
+token requests as a form or a JSON body, PKCE required of public clients and
+every verifier problem an ``invalid_grant``.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import TYPE_CHECKING, Any
 
+from authlib.common.urls import add_params_to_uri
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
-from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    OAuth2Request,
+)
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_none
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN, create_s256_code_challenge
+from werkzeug.datastructures import CombinedMultiDict, MultiDict
 
 from .state import (
     ACCESS_TOKEN_LIFETIME,
@@ -21,19 +35,24 @@ from .state import (
     SCOPES,
     AuthorizationCode,
     Client,
+    Consent,
     EmulatorState,
     Identity,
+    InvalidInput,
     RefreshToken,
     new_access_token,
     new_refresh_token,
+    parse_scope_data,
 )
 
 if TYPE_CHECKING:
     from flask import Flask, Request, Response
 
-__all__ = ["LWAAuthorizationServer"]
+__all__ = ["LWAAuthorizationServer", "request_body"]
 
-_TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+# "none" (no secret): a public client, or a confidential one whose code
+# carries a code_challenge; each grant narrows it further.
+_TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 #: For the Authlib errors raised without a description.
 _DESCRIPTIONS = {
@@ -71,13 +90,37 @@ def _generate_token(
     return token
 
 
+def request_body(request: Request) -> MultiDict[str, str] | None:
+    """The parameters of a form or a JSON body; None for a JSON body that is not
+    an object of strings (LWA's token endpoint takes either content type)."""
+    if not request.is_json:
+        return request.form
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        return None
+    return MultiDict(data)
+
+
+class _Payload(FlaskOAuth2Payload):  # type: ignore[misc]
+    """The query and the body (a form or a JSON object), as one set of parameters."""
+
+    def __init__(self, request: Request, body: MultiDict[str, str]) -> None:
+        super().__init__(request)
+        self._data = CombinedMultiDict([request.args, body])
+
+    @property
+    def data(self) -> CombinedMultiDict[str, str]:
+        return self._data
+
+
 class _PlainHTTPRequest(FlaskOAuth2Request):  # type: ignore[misc]
     """Authlib's Flask request, minus its refusal of plain HTTP off loopback.
 
     Real servers must use HTTPS, so Authlib rejects ``http://`` unless the host
     is loopback; the emulator serves plain HTTP wherever it is bound (a
     container's name, ``0.0.0.0``), so it shows Authlib the HTTPS form of the
-    URL for that check and keeps the real one.
+    URL for that check and keeps the real one. Its ``form`` is the body,
+    JSON included (the token route refused a malformed one already).
     """
 
     def __init__(self, request: Request) -> None:
@@ -86,7 +129,72 @@ class _PlainHTTPRequest(FlaskOAuth2Request):  # type: ignore[misc]
         OAuth2Request.__init__(self, request.method, checked, headers=request.headers)
         self.uri = url
         self._request = request
-        self.payload = FlaskOAuth2Payload(request)
+        self._body = request_body(request) or MultiDict()
+        self.payload = _Payload(request, self._body)
+
+    @property
+    def form(self) -> MultiDict[str, str]:
+        return self._body
+
+
+def _authenticate_none(query_client: Any, request: OAuth2Request) -> Client | None:
+    """Authlib's "none", except that a secret sent any way (the form or an
+    ``Authorization`` header) is a failed authentication, never ignored."""
+    if request.headers.get("Authorization"):
+        return None
+    client: Client | None = authenticate_none(query_client, request)
+    return client
+
+
+class _PKCE(CodeChallenge):  # type: ignore[misc]
+    """PKCE as LWA documents it: ``plain`` when only a challenge is sent,
+    required of public clients, and every verifier problem ``invalid_grant``.
+
+    A verifier sent for a code issued without a challenge is refused too
+    (RFC 9700 section 4.8; Amazon's pages do not say).
+    """
+
+    def validate_code_challenge(self, grant: AuthorizationCodeGrant, redirect_uri: str) -> None:
+        super().validate_code_challenge(grant, redirect_uri)
+        request = grant.request
+        if request.client.public and not request.payload.data.get("code_challenge"):
+            raise InvalidRequestError("A public client must send a code_challenge (PKCE).")
+
+    def validate_code_verifier(self, grant: AuthorizationCodeGrant, result: Any) -> None:
+        request = grant.request
+        verifier = request.form.get("code_verifier")
+        code: AuthorizationCode = request.authorization_code
+        if code.code_challenge is None:
+            if verifier is not None:
+                raise InvalidGrantError(
+                    "A code_verifier was sent for a code issued without a code_challenge."
+                )
+            return
+        if not verifier:
+            raise InvalidGrantError("The request is missing the code_verifier.")
+        # fullmatch: the pattern's "$" would let a trailing newline through.
+        if not CODE_VERIFIER_PATTERN.fullmatch(verifier):
+            raise InvalidGrantError(
+                "The code_verifier must be 43 to 128 characters of A-Z, a-z, 0-9, '-._~'."
+            )
+        method = code.code_challenge_method or self.DEFAULT_CODE_CHALLENGE_METHOD
+        derived = create_s256_code_challenge(verifier) if method == "S256" else verifier
+        if not secrets.compare_digest(derived.encode(), code.code_challenge.encode()):
+            raise InvalidGrantError("The code_verifier does not match the code_challenge.")
+
+
+class _ScopeData:
+    """Authlib grant extension: checks ``scope_data`` on the authorize request."""
+
+    def __call__(self, grant: AuthorizationCodeGrant) -> None:
+        grant.register_hook("after_validate_authorization_request_payload", self.validate)
+
+    def validate(self, grant: AuthorizationCodeGrant, redirect_uri: str) -> None:
+        request = grant.request
+        try:
+            parse_scope_data(request.payload.data.get("scope_data"), request.scope)
+        except InvalidInput as error:
+            raise InvalidRequestError(str(error)) from None
 
 
 class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
@@ -99,17 +207,51 @@ class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         state: EmulatorState = self.server.state
         return state
 
+    def authenticate_token_endpoint_client(self) -> Client:
+        client: Client = super().authenticate_token_endpoint_client()
+        if self.request.auth_method == "none":
+            # No secret: only a code issued with a code_challenge proves the
+            # caller is the app that asked for it. Checked before the code is
+            # used up, so a forgotten secret does not spend the code.
+            code = self._state.peek_code(self.request.form.get("code") or "")
+            if (
+                code is not None
+                and code.client_id == client.client_id
+                and code.code_challenge is None
+            ):
+                raise InvalidClientError(
+                    status_code=401,
+                    description="Client authentication failed: send the client_secret"
+                    " (this code was issued without a code_challenge).",
+                )
+        return client
+
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        challenge = request.payload.data.get("code_challenge") or None
+        method = request.payload.data.get("code_challenge_method") or None
         self._state.save_code(
             AuthorizationCode(
                 code=code,
                 client_id=request.client.client_id,
                 redirect_uri=request.payload.redirect_uri,
                 user_id=request.user.user_id,
-                scope=request.scope,
+                scope=request.user.scope,
                 expires_at=self._state.clock() + CODE_LIFETIME,
+                code_challenge=challenge,
+                # Amazon: "plain" when the request carries no method.
+                code_challenge_method=(method or "plain") if challenge else None,
             )
         )
+
+    def create_authorization_response(
+        self, redirect_uri: str, grant_user: Consent | None
+    ) -> tuple[int, str, list[tuple[str, str]]]:
+        status, body, headers = super().create_authorization_response(redirect_uri, grant_user)
+        assert grant_user is not None  # a denial raised AccessDeniedError
+        # Amazon returns the scopes the person granted ("Essential / Voluntary
+        # Scopes"), for the app to compare with those it asked for.
+        location = add_params_to_uri(dict(headers)["Location"], [("scope", grant_user.scope)])
+        return status, body, [("Location", location)]
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
         return self._state.consume_code(code, client.client_id)
@@ -123,14 +265,26 @@ class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
 
 
 class _RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
-    """The refresh-token grant: a new access token, the same refresh token."""
+    """The refresh-token grant: a new access token and a new refresh token
+    (Amazon: "trade in the refresh token for a new access token and a new
+    refresh token"); the one sent keeps working."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = _TOKEN_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
 
     @property
     def _state(self) -> EmulatorState:
         state: EmulatorState = self.server.state
         return state
+
+    def authenticate_token_endpoint_client(self) -> Client:
+        client: Client = super().authenticate_token_endpoint_client()
+        if self.request.auth_method == "none" and not client.public:
+            raise InvalidClientError(
+                status_code=401,
+                description="Client authentication failed: send the client_secret.",
+            )
+        return client
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
         return self._state.refresh_token(refresh_token)
@@ -138,14 +292,10 @@ class _RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
     def authenticate_user(self, refresh_token: RefreshToken) -> Identity | None:
         return self._state.identity(refresh_token.user_id)
 
-    def issue_token(self, user: Identity, refresh_token: RefreshToken) -> _TokenResponse:
-        token: _TokenResponse = super().issue_token(user, refresh_token)
-        # LWA answers a refresh with the refresh token the client already holds.
-        token["refresh_token"] = refresh_token.value
-        return token
-
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
-        # LWA refresh tokens stay valid after use.
+        # The refresh token used stays valid: Amazon's refresh tokens last
+        # until the person removes the app, and Amazon does not say a refresh
+        # revokes the one sent.
         pass
 
 
@@ -157,7 +307,8 @@ class LWAAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         super().__init__(app)
         self.scopes_supported = sorted(SCOPES)
         self.register_token_generator("default", _generate_token)
-        self.register_grant(_CodeGrant)
+        self.register_client_auth_method("none", _authenticate_none)
+        self.register_grant(_CodeGrant, [_PKCE(required=True), _ScopeData()])
         self.register_grant(_RefreshGrant)
 
     def query_client(self, client_id: str) -> Client | None:
@@ -178,7 +329,7 @@ class LWAAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.state.issue_access_token(
             client_id, user_id, scope, token["expires_in"], value=token["access_token"]
         )
-        if code is not None and "refresh_token" in token:
+        if "refresh_token" in token:
             self.state.save_refresh_token(
                 RefreshToken(token["refresh_token"], client_id, user_id, scope)
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -53,8 +54,19 @@ class LWAEmulator:
         """The sign-in page: stands in for ``https://www.amazon.com/ap/oa``."""
         return self._url + "/ap/oa"
 
-    def consent(self, authorize_url: str, user_id: str | None, *, allow: bool = True) -> str:
+    def consent(
+        self,
+        authorize_url: str,
+        user_id: str | None,
+        *,
+        allow: bool = True,
+        decline: Iterable[str] = (),
+    ) -> str:
         """Be the person on the sign-in page: choose ``user_id``, then Allow (or Cancel).
+
+        ``decline``: voluntary scopes (``scope_data`` ``{"essential": false}``)
+        to untick, e.g. ``["postal_code"]``; an essential scope cannot be
+        declined and is granted anyway, as on Amazon's page.
 
         ``authorize_url`` is where the app sent the browser (the ``Location``
         of its ``/login/amazon/``). Returns where the emulator sends the
@@ -76,10 +88,15 @@ class LWAEmulator:
         page = self._page("GET", authorize_url)
         if page.is_redirect:  # an invalid request the app is told about at once
             return str(page.headers["Location"])
-        form = dict(parse_qsl(parts.query, keep_blank_values=True))
+        form: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
         form["decision"] = "allow" if allow else "deny"
         if user_id is not None:
             form["user_id"] = user_id
+        # Ticked: every requested scope but the declined ones (the emulator
+        # reads the ticks of voluntary scopes only).
+        declined = set(decline)
+        form["scope_choice"] = "1"
+        form["share"] = [s for s in str(form.get("scope", "")).split() if s not in declined]
         answer = self._page("POST", self.authorize_url, data=form)
         if not answer.is_redirect:
             raise EmulatorControlError("POST", "/ap/oa", answer.status_code, _alert(answer.text))
@@ -98,15 +115,23 @@ class LWAEmulator:
     def add_client(
         self,
         client_id: str,
-        client_secret: str,
+        client_secret: str | None = None,
         redirect_uris: list[str] | None = None,
         name: str | None = None,
+        *,
+        public: bool = False,
     ) -> dict[str, Any]:
         """Register or update an LWA application; no ``redirect_uris``: any loopback URI.
 
         ``name`` is what the consent page calls the app (else its client id).
+        ``public=True``: an app without a secret (a mobile app's security
+        profile, its redirect URI ``amzn://<package>``), which must use PKCE.
         """
-        payload: dict[str, Any] = {"client_id": client_id, "client_secret": client_secret}
+        payload: dict[str, Any] = {"client_id": client_id}
+        if client_secret is not None:
+            payload["client_secret"] = client_secret
+        if public:
+            payload["public"] = True
         if redirect_uris is not None:
             payload["redirect_uris"] = list(redirect_uris)
         if name is not None:

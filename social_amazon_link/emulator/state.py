@@ -24,11 +24,15 @@ __all__ = [
     "ACCESS_TOKEN_LIFETIME",
     "CODE_LIFETIME",
     "ENDPOINTS",
+    "MAX_TOKEN_BYTES",
+    "MIN_TOKEN_LENGTH",
+    "REDIRECT_SCHEMES",
     "SCOPES",
     "USER_ID_PATTERN",
     "AccessToken",
     "AuthorizationCode",
     "Client",
+    "Consent",
     "EmulatorState",
     "Endpoint",
     "Fault",
@@ -45,6 +49,7 @@ __all__ = [
     "parse_identity",
     "parse_mint",
     "parse_scope",
+    "parse_scope_data",
     "parse_user_id",
 ]
 
@@ -68,14 +73,22 @@ class InvalidInput(ValueError):
     """A control request or command-line value the emulator cannot accept."""
 
 
+#: Amazon's access tokens are "350 characters or more in length, with a maximum
+#: size of 2048 bytes"; refresh tokens "follow the same format". The emulator's
+#: are 405 characters, so code that assumed short tokens fails here too.
+MIN_TOKEN_LENGTH: Final = 350
+MAX_TOKEN_BYTES: Final = 2048
+_TOKEN_RANDOM_BYTES: Final = 300
+
+
 def new_access_token() -> str:
-    """A fresh access token, shaped like LWA's (``Atza|`` + opaque text)."""
-    return "Atza|" + secrets.token_urlsafe(48)
+    """A fresh access token, shaped like LWA's (``Atza|`` + 400 URL-safe characters)."""
+    return "Atza|" + secrets.token_urlsafe(_TOKEN_RANDOM_BYTES)
 
 
 def new_refresh_token() -> str:
-    """A fresh refresh token, shaped like LWA's (``Atzr|`` + opaque text)."""
-    return "Atzr|" + secrets.token_urlsafe(48)
+    """A fresh refresh token, shaped like LWA's (``Atzr|`` + 400 URL-safe characters)."""
+    return "Atzr|" + secrets.token_urlsafe(_TOKEN_RANDOM_BYTES)
 
 
 def app_id_for(client_id: str) -> str:
@@ -111,21 +124,33 @@ class Identity:
 
 @dataclass(frozen=True)
 class Client:
-    """A registered LWA application (Authlib's client protocol)."""
+    """A registered LWA application (Authlib's client protocol).
+
+    A public client (a mobile app, a browser app) has no secret: it must use
+    PKCE, at ``/ap/oa`` and at the token endpoint. A confidential client
+    authenticates with its secret, or without it when its code was issued with
+    a ``code_challenge`` (the LWA SDK's code grant, exchanged by the app's
+    server with the verifier).
+    """
 
     client_id: str
-    # Kept out of repr: Authlib logs clients with %r.
-    client_secret: str = field(repr=False)
+    # Kept out of repr: Authlib logs clients with %r. None: a public client.
+    client_secret: str | None = field(repr=False)
     redirect_uris: tuple[str, ...] = ()
     #: What the consent page calls the app (its security profile's name);
     #: None: the client id.
     name: str | None = None
+
+    @property
+    def public(self) -> bool:
+        return self.client_secret is None
 
     def as_dict(self) -> dict[str, Any]:
         """The public view: never the secret."""
         return {
             "client_id": self.client_id,
             "name": self.name,
+            "public": self.public,
             "redirect_uris": list(self.redirect_uris),
             "app_id": app_id_for(self.client_id),
         }
@@ -151,18 +176,36 @@ class Client:
         return _is_loopback_http(redirect_uri)
 
     def check_client_secret(self, client_secret: str) -> bool:
+        if self.client_secret is None:
+            return False  # a public client has no secret to send
         return secrets.compare_digest(client_secret.encode(), self.client_secret.encode())
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        if endpoint == "token":
-            return method in _TOKEN_AUTH_METHODS
-        return True
+        if endpoint != "token":
+            return True
+        if self.public:
+            return method == "none"
+        # "none" for a confidential client only with PKCE: the grant checks it.
+        return method in _TOKEN_AUTH_METHODS or method == "none"
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in _GRANT_TYPES
+
+
+@dataclass(frozen=True)
+class Consent:
+    """What the person on the consent page granted: who, and which scopes
+    (the essential ones, and the voluntary ones they left ticked)."""
+
+    identity: Identity
+    scope: str
+
+    @property
+    def user_id(self) -> str:
+        return self.identity.user_id
 
 
 @dataclass(frozen=True)
@@ -175,6 +218,9 @@ class AuthorizationCode:
     user_id: str
     scope: str
     expires_at: float
+    #: PKCE, from the authorize request (method ``plain`` when only a challenge came).
+    code_challenge: str | None = field(default=None, repr=False)
+    code_challenge_method: str | None = None
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -207,7 +253,7 @@ class AccessToken:
 
 @dataclass(frozen=True)
 class RefreshToken:
-    """An ``Atzr|`` token: never expires, survives refreshes (as LWA's do)."""
+    """An ``Atzr|`` token: never expires, stays valid after a refresh."""
 
     value: str = field(repr=False)
     client_id: str
@@ -300,6 +346,35 @@ def parse_scope(value: Any) -> str:
     return " ".join(dict.fromkeys(scopes))
 
 
+def parse_scope_data(value: str | None, scope: str) -> frozenset[str]:
+    """The voluntary scopes of an authorize request: its ``scope_data``, a JSON
+    object such as ``{"profile": {"essential": true}, "postal_code":
+    {"essential": false}}`` (Amazon's "Requesting Scopes as Essential/Voluntary").
+
+    A scope it does not name is essential (Amazon's per-scope defaults are not
+    documented); naming a scope the request does not ask for is refused.
+    """
+    if not value:
+        return frozenset()
+    try:
+        data = json.loads(value)
+    except ValueError:
+        raise InvalidInput("'scope_data' must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("'scope_data' must be a JSON object")
+    requested = set(scope.split())
+    voluntary = set()
+    for name, setting in data.items():
+        if name not in requested:
+            # No names from the request in the message: it goes back in a redirect.
+            raise InvalidInput("'scope_data' names a scope that 'scope' does not ask for")
+        if not isinstance(setting, dict) or not isinstance(setting.get("essential"), bool):
+            raise InvalidInput("'scope_data' must give each scope an 'essential' of true or false")
+        if not setting["essential"]:
+            voluntary.add(name)
+    return frozenset(voluntary)
+
+
 def parse_identity(data: Any) -> Identity:
     """An :class:`Identity` from ``{"user_id", "name", "email", "postal_code"?}``."""
     data = _object(data, {"user_id", "name", "email", "postal_code"})
@@ -314,9 +389,15 @@ def parse_identity(data: Any) -> Identity:
     )
 
 
+#: Redirect URI schemes a client may register: the web's, and the LWA SDK's
+#: ``amzn://<package or bundle id>`` for mobile apps.
+REDIRECT_SCHEMES: Final = ("http", "https", "amzn")
+
+
 def parse_client(data: Any) -> Client:
-    """A :class:`Client` from ``{"client_id", "client_secret", "redirect_uris"?, "name"?}``."""
-    data = _object(data, {"client_id", "client_secret", "redirect_uris", "name"})
+    """A :class:`Client` from ``{"client_id", "client_secret"?, "public"?, "redirect_uris"?,
+    "name"?}``: a secret, or ``"public": true`` and none."""
+    data = _object(data, {"client_id", "client_secret", "public", "redirect_uris", "name"})
     uris = data.get("redirect_uris")
     if uris is None:
         uris = []
@@ -324,17 +405,28 @@ def parse_client(data: Any) -> Client:
         raise InvalidInput("'redirect_uris' must be a list of URLs")
     for uri in uris:
         parts = urlsplit(uri)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if parts.scheme not in REDIRECT_SCHEMES or not parts.netloc:
             raise InvalidInput(f"'redirect_uris' holds a non-absolute URL: {uri!r}")
     client_id = _text(data, "client_id")
     if any(char.isspace() for char in client_id):
         raise InvalidInput("'client_id' must not contain spaces")
     return Client(
         client_id=client_id,
-        client_secret=_text(data, "client_secret"),
+        client_secret=_client_secret(data),
         redirect_uris=tuple(dict.fromkeys(uris)),
         name=_client_name(data),
     )
+
+
+def _client_secret(data: Mapping[str, Any]) -> str | None:
+    public = data.get("public", False)
+    if not isinstance(public, bool):
+        raise InvalidInput("'public' must be true or false")
+    if not public:
+        return _text(data, "client_secret")
+    if data.get("client_secret") is not None:
+        raise InvalidInput("a public client has no 'client_secret'")
+    return None
 
 
 #: Longest app name the consent page shows.
@@ -458,6 +550,11 @@ class EmulatorState:
     def save_code(self, code: AuthorizationCode) -> None:
         with self._lock:
             self._codes[code.code] = code
+
+    def peek_code(self, code: str) -> AuthorizationCode | None:
+        """The code, still unused (live or not), without using it up."""
+        with self._lock:
+            return self._codes.get(code)
 
     def consume_code(self, code: str, client_id: str) -> AuthorizationCode | None:
         """The code if it is live and was issued to ``client_id``.

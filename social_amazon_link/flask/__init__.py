@@ -29,6 +29,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, scoped_session
 
 from social_amazon_link.pipelines import AMAZON_DISCONNECT_PIPELINE, AMAZON_PIPELINE
+from social_amazon_link.pipelines.reauth import mark_signed_in
 
 from ..flow.login import login
 from ..flow.pages import error_page
@@ -110,7 +111,7 @@ def init_app(
 
     # The app's own sign-in and sign-out, whatever view does it (this
     # integration's too). Weak references: the app and this module own them.
-    user_logged_in.connect(_session_changes_hands, app)
+    user_logged_in.connect(_signed_in, app)
     user_logged_out.connect(_session_changes_hands, app)
     app.register_error_handler(SocialAuthBaseException, _error_response)
 
@@ -158,6 +159,14 @@ def _session_changes_hands(app: Flask, **_signal: Any) -> None:
     if has_request_context():
         end_sign_ins(load_strategy())
         rotate_csrf()
+
+
+def _signed_in(app: Flask, user: Any = None, **_signal: Any) -> None:
+    """Flask-Login signed ``user`` in: as any change of hands, and the session
+    records when (``LINK_REAUTH_SECONDS``)."""
+    _session_changes_hands(app)
+    if has_request_context() and user is not None:
+        mark_signed_in(load_strategy(), user)
 
 
 def _error_response(error: SocialAuthBaseException) -> ResponseReturnValue:

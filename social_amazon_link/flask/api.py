@@ -1,8 +1,9 @@
-"""The mobile JSON API on Flask: ``/api/amazon/token`` and ``/api/amazon/continue``.
+"""The mobile JSON API on Flask: ``/api/amazon/``: token, continue, code/challenge, code.
 
 What each endpoint reads, does and answers is :mod:`social_amazon_link.flow.api`;
 this blueprint routes requests to it and sends its answers. A paused sign-in
-belongs to the session cookie that paused it, so clients must keep cookies.
+(and a code challenge) belongs to the session cookie that made it, so clients
+must keep cookies.
 
 An app protected by Flask-WTF's ``CSRFProtect`` has this blueprint exempted
 when it is registered (or, if ``CSRFProtect`` comes later, before it checks
@@ -50,8 +51,22 @@ def resume() -> Response:
     return _call(api.resume)
 
 
+@bp.post("/code/challenge", provide_automatic_options=False)
+def code_challenge() -> Response:
+    """A PKCE challenge for the LWA SDK's authorization-code grant."""
+    return _call(api.code_challenge)
+
+
+@bp.post("/code", provide_automatic_options=False)
+def code() -> Response:
+    """Sign in with the code the LWA SDK got with this session's challenge."""
+    return _call(api.code)
+
+
 @bp.route("/token", methods=_METHODS)
 @bp.route("/continue", methods=_METHODS)
+@bp.route("/code/challenge", methods=_METHODS)
+@bp.route("/code", methods=_METHODS)
 def wrong_method() -> Response:
     return _send(api.METHOD_NOT_ALLOWED)
 

@@ -32,6 +32,7 @@ from werkzeug.wrappers import Response
 
 from ..flow.login import allows_inactive
 from ..flow.prompts import prompt_request_data
+from . import signals
 
 __all__ = ["PROMPT_PAGES", "FlaskStrategy", "FlaskTemplateStrategy", "signed_in_user"]
 
@@ -126,6 +127,10 @@ class FlaskStrategy(BaseStrategy[Response]):
 
     def complete_url(self, backend_name: str) -> str:
         return url_for("social.complete", backend=backend_name)
+
+    def send_link_signal(self, event: str, user: Any, details: Mapping[str, Any]) -> None:
+        """A committed security event: its blinker signal (:mod:`.signals`)."""
+        signals.send(event, user, details)
 
     def signed_in_user(self) -> Any:
         """The user the app's Flask-Login session has signed in, or None.

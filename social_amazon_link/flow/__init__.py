@@ -10,14 +10,16 @@ answers and supplies the hooks of :class:`AdapterStrategy`.
   passes), and ending one that must not go on.
 - :mod:`.pages`: the prompt pages and the error page, as data to render.
 - :mod:`.api`: the mobile JSON API: reading a body, ``/token``,
-  ``/continue``, the transport check (rule 1), and every answer.
+  ``/continue``, ``/code/challenge`` and ``/code``, the transport check
+  (rule 1), and every answer.
+- :mod:`.challenge`: the PKCE challenge of the LWA SDK's code grant.
 - :mod:`.login`: rule 7, marking the user authenticated.
 - :mod:`.purge`: deleting what abandoned sign-ins leave behind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 __all__ = ["AdapterStrategy"]
@@ -40,3 +42,15 @@ class AdapterStrategy(Protocol):
 
     def session_keys(self) -> Iterable[str]:
         """Every key in this client's session."""
+
+    def send_link_signal(self, event: str, user: Any, details: Mapping[str, Any]) -> None:
+        """Optional: send the framework's signal for a committed security event.
+
+        ``event`` is the event table's name (``linked``, ``unlinked``,
+        ``email_updated``, ``locked_out``, ``link_refused``, ``wrong_password``,
+        ``wrong_code``, ``email_sync_skipped``: ``pipelines.events.EVENTS``);
+        ``details`` is :func:`social_amazon_link.notifications.link_details`.
+        Called once per committed event (a repeat counted on its row is not
+        one); an exception is logged and the sign-in goes on. A strategy
+        without this method sends no signal.
+        """

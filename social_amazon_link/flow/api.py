@@ -11,6 +11,12 @@ with anything but the token is refused.
   ``code_required``, ``registration_required``) with a ``partial_token``.
 - ``POST /api/amazon/continue`` ``{"partial_token", <the answer>}``:
   :func:`resume`. Resumes it.
+- ``POST /api/amazon/code/challenge`` ``{}``: :func:`code_challenge`. A PKCE
+  S256 challenge for the LWA SDK's authorization-code grant, its verifier
+  held for this session (:mod:`.challenge`).
+- ``POST /api/amazon/code`` ``{"code", "client_id", "redirect_uri"}``:
+  :func:`code`. Exchanges the SDK's code with that verifier, without a
+  secret, then signs in as :func:`token` does.
 
 An integration's view reads the body (:func:`read_json`), calls one of these
 and sends the :class:`Answer`; its error handler sends :func:`error_answer`.
@@ -47,10 +53,12 @@ from ..errors import (
     InvalidPartial,
     InvalidRequest,
     RequestTooLarge,
+    WrongAudience,
     error_status,
 )
 from ..settings import is_loopback_address
 from ..text import has_control_characters, shown, storable
+from .challenge import issue_challenge, take_verifier
 from .login import check_may_sign_in, sign_in
 from .paused import PausedSignIn, load_paused
 from .prompts import PROMPTS, answer_fields, pause_answer, prompt_fields
@@ -62,6 +70,8 @@ __all__ = [
     "NOT_FOUND",
     "Answer",
     "check_transport",
+    "code",
+    "code_challenge",
     "error_answer",
     "read_json",
     "resume",
@@ -109,7 +119,12 @@ METHOD_NOT_ALLOWED = Answer.of(
     {"error": "method_not_allowed", "message": "Use POST."}, 405, Allow="POST"
 )
 NOT_FOUND = Answer.of(
-    {"error": "not_found", "message": "POST /api/amazon/token or /api/amazon/continue."}, 404
+    {
+        "error": "not_found",
+        "message": "POST /api/amazon/token, /api/amazon/continue, /api/amazon/code/challenge "
+        "or /api/amazon/code.",
+    },
+    404,
 )
 
 
@@ -122,14 +137,39 @@ def token(strategy: Any, backend: Any, body: dict[str, Any], redact: Redact) -> 
     access_token = _text(body, "access_token", token=True)
     redact(access_token)
     check_transport(strategy, backend)
+    return _sign_in(strategy, backend, lambda user: backend.do_auth(access_token, user=user))
 
-    signed_in = strategy.signed_in_user()
-    before = strategy.session_get(PARTIAL_TOKEN_SESSION_NAME)
-    # No request data reaches the steps: an answer to a prompt only ever
-    # comes through /continue.
-    with strategy.pipeline_request_data({}):
-        result = backend.do_auth(access_token, user=signed_in)
-    return _outcome(strategy, backend, result, signed_in, previous_pause=before)
+
+def code_challenge(strategy: Any, backend: Any, body: dict[str, Any], redact: Redact) -> Answer:
+    """A PKCE challenge for the LWA SDK's code grant; it replaces this session's last one."""
+    _only(body, ())
+    challenge = issue_challenge(strategy, backend)
+    return Answer.of({"code_challenge": challenge, "code_challenge_method": "S256"}, 200)
+
+
+def code(strategy: Any, backend: Any, body: dict[str, Any], redact: Redact) -> Answer:
+    """Sign in with the code the LWA SDK got with this session's challenge.
+
+    Refused before Amazon is called: a ``client_id`` that is neither ``KEY``
+    nor one of ``AUDIENCES`` (``wrong_audience``: the code would be another
+    app's), and a session with no challenge waiting (``invalid_request``).
+    The challenge is used up whatever Amazon answers.
+    """
+    _only(body, ("code", "client_id", "redirect_uri"))
+    values = {name: _text(body, name, token=True) for name in ("code", "client_id", "redirect_uri")}
+    redact(values["code"])
+    check_transport(strategy, backend)
+    if values["client_id"] not in backend.client_ids():
+        raise WrongAudience(backend=backend, reason="client_id_not_accepted", stage="callback")
+    verifier = take_verifier(strategy, backend)
+    redact(verifier)
+    return _sign_in(
+        strategy,
+        backend,
+        lambda user: backend.complete_code_grant(
+            values["code"], values["client_id"], values["redirect_uri"], verifier, user=user
+        ),
+    )
 
 
 def resume(strategy: Any, backend: Any, body: dict[str, Any], redact: Redact) -> Answer:
@@ -177,6 +217,17 @@ def check_transport(strategy: Any, backend: Any) -> None:
 
 
 # -- running the pipeline ------------------------------------------------------
+
+
+def _sign_in(strategy: Any, backend: Any, authenticate: Callable[[Any], Any]) -> Answer:
+    """Run ``authenticate(signed_in_user)`` (the pipeline) and answer its outcome."""
+    signed_in = strategy.signed_in_user()
+    before = strategy.session_get(PARTIAL_TOKEN_SESSION_NAME)
+    # No request data reaches the steps: an answer to a prompt only ever
+    # comes through /continue.
+    with strategy.pipeline_request_data({}):
+        result = authenticate(signed_in)
+    return _outcome(strategy, backend, result, signed_in, previous_pause=before)
 
 
 def _continue(paused: PausedSignIn, values: dict[str, str]) -> Answer:

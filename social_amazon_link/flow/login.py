@@ -5,7 +5,9 @@ pass :func:`login` to social-core's ``do_complete``, and the JSON API calls
 :func:`sign_in`. Both reach the one hook the integration supplies,
 ``strategy.login_user(backend, user, social_user)``: on Flask, Flask-Login's
 ``login_user``, the call the app's own sign-in makes, so the app's session,
-remember-me cookie and signals behave as for its own sign-in.
+remember-me cookie and signals behave as for its own sign-in. The session
+then records when the person signed in (``pipelines.reauth.mark_signed_in``),
+for ``LINK_REAUTH_SECONDS``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 from social_core.exceptions import AuthPolicyError, AuthSessionError
 from social_core.utils import user_is_active
 
+from social_amazon_link.pipelines.reauth import mark_signed_in
+
 __all__ = ["LAST_LOGIN_BACKEND", "allows_inactive", "check_may_sign_in", "login", "sign_in"]
 
 #: The session key social-core's ``do_complete`` sets after a sign-in.
@@ -22,8 +26,10 @@ LAST_LOGIN_BACKEND = "social_auth_last_login_backend"
 
 
 def login(backend: Any, user: Any, social_user: Any) -> Any:
-    """``do_complete``'s ``login``: the integration's hook."""
-    return backend.strategy.login_user(backend, user, social_user)
+    """``do_complete``'s ``login``: the integration's hook; the session's sign-in time."""
+    signed_in = backend.strategy.login_user(backend, user, social_user)
+    mark_signed_in(backend.strategy, user)
+    return signed_in
 
 
 def allows_inactive(backend: Any) -> bool:

@@ -32,6 +32,7 @@ from social_core.utils import (
 )
 
 from social_amazon_link.pipelines.pause import SIGNED_IN_KEY, prompt_expired, prompt_of, signed_in
+from social_amazon_link.pipelines.reauth import SIGNED_IN_AT_KEY
 
 from ..errors import InvalidPartial
 from .prompts import PROMPTS
@@ -155,9 +156,12 @@ def end_sign_ins(strategy: Any) -> None:
     Ended here: the pause (removed) and the OAuth2 sign-ins started and not
     back yet (every key social-core 7 keeps for one: ``<name>_state``,
     ``<name>_code_verifier`` and ``<name>_oauth2_*``, the transactions with
-    their PKCE verifiers and their index). The integration rotates its CSRF
-    token besides.
+    their PKCE verifiers and their index). The session's sign-in time
+    (``LINK_REAUTH_SECONDS``) goes too: the integration records it again
+    after a sign-in (``pipelines.reauth.mark_signed_in``). The integration
+    rotates its CSRF token besides.
     """
+    strategy.session_pop(SIGNED_IN_AT_KEY)
     for name in (PARTIAL_TOKEN_SESSION_NAME, PARTIAL_TOKEN_PENDING_SESSION_NAME):
         token = strategy.session_get(name)
         if isinstance(token, str) and token:

@@ -117,4 +117,7 @@ def pause_answer(partial_token: str, prompt: dict[str, Any]) -> dict[str, Any]:
         answer["email"] = prompt.get("email")
         if kind == "password" and prompt.get("choose_account"):
             answer["choose_account"] = True
+        if prompt.get("reauth"):
+            # The signed-in user's own password (or code), before a link.
+            answer["reauth"] = True
     return answer
