@@ -116,6 +116,20 @@ def test_a_storage_short_of_the_contract_is_a_check_error(django_settings):
     assert "link_attempts.reserve" in found[0][1]
 
 
+def test_social_djangos_middleware_without_ours_after_it_is_a_check_warning(django_settings):
+    from django.test.utils import override_settings
+
+    ours = "social_amazon_link.django.middleware.AmazonLinkMiddleware"
+    social = "social_django.middleware.SocialAuthExceptionMiddleware"
+    others = [name for name in django_settings.MIDDLEWARE if name not in (ours, social)]
+    for middleware in ([*others, social], [*others, ours, social]):
+        with override_settings(MIDDLEWARE=middleware):
+            assert ids(amazon_checks()) == ["social_amazon_link.W001"]
+    for middleware in ([*others, social, ours], others):
+        with override_settings(MIDDLEWARE=middleware):
+            assert amazon_checks() == []
+
+
 def test_social_djangos_own_strategy_is_a_check_error(django_settings):
     from django.test.utils import override_settings
 
