@@ -58,6 +58,12 @@ class Served:
         url = f"{self.url}/login/{backend}/{query}"
         return browser.get(url, headers=headers, allow_redirects=False)
 
+    def session_data(self, browser: requests.Session) -> dict[str, Any]:
+        """The app's session for ``browser``, as its signed cookie holds it."""
+        serializer = self.app.session_interface.get_signing_serializer(self.app)
+        data: dict[str, Any] = serializer.loads(browser.cookies["session"])
+        return data
+
     def purge_command(self) -> str:
         """What the purge command prints (``flask amazon-link purge``)."""
         result = self.app.test_cli_runner().invoke(args=["amazon-link", "purge"])
@@ -188,6 +194,12 @@ class DjangoServed(Served):
             headers=headers,
             allow_redirects=False,
         )
+
+    def session_data(self, browser: requests.Session) -> dict[str, Any]:
+        """The session the app keeps for ``browser``'s cookie (Django's database sessions)."""
+        from django.contrib.sessions.backends.db import SessionStore
+
+        return dict(SessionStore(session_key=browser.cookies["sessionid"]).load())
 
     def purge_command(self) -> str:
         """``manage.py amazon_link_purge``."""

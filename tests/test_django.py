@@ -51,7 +51,12 @@ def ids(found: list[tuple[str, str]]) -> list[str]:
 
 
 def test_the_test_settings_pass_the_checks(django_settings):
+    from django.core.management import call_command
+
     assert amazon_checks() == []
+    out = StringIO()
+    call_command("check", stdout=out)
+    assert "System check identified no issues" in out.getvalue()
 
 
 def test_no_amazon_backend_is_a_check_error(django_settings):
@@ -109,6 +114,20 @@ def test_a_storage_short_of_the_contract_is_a_check_error(django_settings):
     assert ids(found) == ["social_amazon_link.E005"]
     assert "user.lock_identity" in found[0][1]
     assert "link_attempts.reserve" in found[0][1]
+
+
+def test_social_djangos_middleware_without_ours_after_it_is_a_check_warning(django_settings):
+    from django.test.utils import override_settings
+
+    ours = "social_amazon_link.django.middleware.AmazonLinkMiddleware"
+    social = "social_django.middleware.SocialAuthExceptionMiddleware"
+    others = [name for name in django_settings.MIDDLEWARE if name not in (ours, social)]
+    for middleware in ([*others, social], [*others, ours, social]):
+        with override_settings(MIDDLEWARE=middleware):
+            assert ids(amazon_checks()) == ["social_amazon_link.W001"]
+    for middleware in ([*others, social, ours], others):
+        with override_settings(MIDDLEWARE=middleware):
+            assert amazon_checks() == []
 
 
 def test_social_djangos_own_strategy_is_a_check_error(django_settings):
@@ -239,3 +258,38 @@ def test_the_apps_own_sign_in_or_out_ends_a_waiting_prompt(serve_app, lwa_emulat
     assert answer.status_code == 400
     assert 'data-error-code="invalid_partial"' in answer.text or "invalid_request" in answer.text
     assert app.links() == []
+
+
+@pytest.mark.django_only
+def test_a_sign_in_starts_on_a_post_with_the_csrf_token_only(serve_app, browser):
+    app = serve_app()
+    # social_django 8: a GET (a link, an <img> on another site) starts nothing.
+    assert browser.get(f"{app.url}/login/amazon/", allow_redirects=False).status_code == 405
+    refused = browser.post(f"{app.url}/login/amazon/", data={}, allow_redirects=False)
+    assert refused.status_code == 400
+    assert 'data-error-code="invalid_request"' in refused.text
+    assert "The form expired. Please reload the page and try again." in refused.text
+    assert app.query("SELECT id FROM social_auth_nonce") == []
+    started = app.start_sign_in(browser)
+    assert started.status_code == 302 and "/ap/oa?" in started.headers["Location"]
+
+
+@pytest.mark.django_only
+def test_the_api_needs_no_csrf_token_but_takes_json_only(serve_app, browser, lwa_emulator):
+    from django.conf import settings
+
+    assert "django.middleware.csrf.CsrfViewMiddleware" in settings.MIDDLEWARE
+    lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
+    app = serve_app()
+    token = lwa_emulator.mint_token("amzn1.application-oa2-client.0123456789abcdef", GRACE)
+    # What a cross-site form can send: refused before anything is read.
+    form = browser.post(f"{app.url}/api/amazon/token", data={"access_token": token})
+    assert (form.status_code, form.json()) == (
+        400,
+        {"error": "invalid_request", "message": "Content-Type must be application/json."},
+    )
+    assert app.query("SELECT id FROM users") == []
+    # A phone's JSON, without any CSRF cookie or token: signed in.
+    answer = browser.post(f"{app.url}/api/amazon/token", json={"access_token": token})
+    assert (answer.status_code, answer.json()["status"]) == (200, "authenticated")
+    assert browser.get(f"{app.url}/me").json()["username"] == "GraceHopper"

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from social_amazon_link.pipelines.events import EVENTS
 
-from social_amazon_link.flask.signals import SIGNALS
 from tests import sample_app
 from tests.conftest import CLIENT_SECRET
 from tests.flows import answer_prompt, sign_in
@@ -50,13 +49,27 @@ def _empty_outboxes() -> Iterator[None]:
 
 
 @pytest.fixture
-def signals() -> Iterator[list[tuple[str, Any, dict[str, Any]]]]:
+def SIGNALS(framework: str) -> dict[str, Any]:
+    """The link signals of the framework under test (blinker's, or Django's)."""
+    if framework == "django":
+        from social_amazon_link.django.signals import SIGNALS as django_signals
+
+        return dict(django_signals)
+    from social_amazon_link.flask.signals import SIGNALS as flask_signals
+
+    return dict(flask_signals)
+
+
+@pytest.fixture
+def signals(SIGNALS: dict[str, Any]) -> Iterator[list[tuple[str, Any, dict[str, Any]]]]:
     """Every link signal received: (event, user id, details), in order."""
     received: list[tuple[str, Any, dict[str, Any]]] = []
     receivers = []
     for name, signal in SIGNALS.items():
 
-        def receiver(app: Any, *, user: Any, details: dict[str, Any], _name: str = name) -> None:
+        def receiver(
+            sender: Any, *, user: Any, details: dict[str, Any], _name: str = name, **_: Any
+        ) -> None:
             received.append((_name, user.id, details))
 
         signal.connect(receiver)
@@ -245,7 +258,9 @@ def test_a_failing_sender_is_logged_without_secrets_and_the_sign_in_goes_on(
     assert [event for event, _, _ in signals] == ["linked"]
 
 
-def test_a_failing_signal_receiver_does_not_fail_the_sign_in(serve_app, browser, lwa_emulator):
+def test_a_failing_signal_receiver_does_not_fail_the_sign_in(
+    serve_app, browser, lwa_emulator, SIGNALS
+):
     lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
     app = serve_app(**NOTIFY)
 
@@ -261,11 +276,13 @@ def test_a_failing_signal_receiver_does_not_fail_the_sign_in(serve_app, browser,
     assert sent() == [(grace, "linked", ["grace@example.com"])]
 
 
-def test_a_signal_receiver_cannot_change_whom_the_message_goes_to(serve_app, browser, lwa_emulator):
+def test_a_signal_receiver_cannot_change_whom_the_message_goes_to(
+    serve_app, browser, lwa_emulator, SIGNALS
+):
     lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
     app = serve_app(**NOTIFY)
 
-    def meddling(app: Any, *, user: Any, details: dict[str, Any]) -> None:
+    def meddling(app: Any, *, user: Any, details: dict[str, Any], **_: Any) -> None:
         details["recipients"].append("someone@else.example")
         details["text"] = "changed"
 
@@ -315,6 +332,8 @@ def test_without_a_sender_nothing_is_sent_and_signals_still_fire(
 
 
 def test_one_signal_per_event_named_as_the_event_table():
+    from social_amazon_link.flask.signals import SIGNALS
+
     assert set(SIGNALS) == set(EVENTS)
     assert all(SIGNALS[name].name == name for name in EVENTS)
     for name in EVENTS:

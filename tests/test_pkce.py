@@ -60,9 +60,7 @@ def query_of(url: str) -> dict[str, list[str]]:
 
 def session_of(browser: requests.Session, app: Served) -> dict[str, Any]:
     """The app's session as its signed cookie holds it."""
-    serializer = app.app.session_interface.get_signing_serializer(app.app)  # type: ignore[attr-defined]
-    data: dict[str, Any] = serializer.loads(browser.cookies["session"])
-    return data
+    return app.session_data(browser)
 
 
 def verifier_of(browser: requests.Session, app: Served, state: str) -> str:
@@ -73,7 +71,7 @@ def verifier_of(browser: requests.Session, app: Served, state: str) -> str:
 
 def database_text(app: Served) -> str:
     """Every row of every table, as text: to look for what must never be stored."""
-    engine = app.app.extensions["test_engine"]
+    engine = app.engine
     rows = [
         repr(list(row))
         for table in inspect(engine).get_table_names()

@@ -94,6 +94,7 @@ def test_a_stale_session_gives_its_password_before_it_links(serve_app, browser, 
     ]
 
 
+@pytest.mark.flask_only  # Flask-Login's remember-me cookie, or the Flask config
 def test_a_remembered_session_never_signed_in_so_it_is_asked(serve_app, browser, identities):
     app = serve_app()
     ada = signed_in_stale(app, browser)
@@ -107,6 +108,7 @@ def test_a_remembered_session_never_signed_in_so_it_is_asked(serve_app, browser,
     assert app.links() == [(ada, GRACE)]
 
 
+@pytest.mark.flask_only  # Flask-Login's remember-me cookie, or the Flask config
 def test_zero_turns_the_check_off(serve_app, browser, identities):
     app = serve_app(SOCIAL_AUTH_AMAZON_LINK_REAUTH_SECONDS=0)
     ada = signed_in_stale(app, browser)
@@ -114,6 +116,7 @@ def test_zero_turns_the_check_off(serve_app, browser, identities):
     assert app.links() == [(ada, GRACE)]
 
 
+@pytest.mark.flask_only  # Flask-Login's remember-me cookie, or the Flask config
 def test_an_amazon_account_linked_to_them_already_is_just_a_sign_in(serve_app, browser, identities):
     app = serve_app()
     ada = signed_in_stale(app, browser)
@@ -153,6 +156,7 @@ def test_without_a_password_or_a_code_sender_it_says_sign_in_again(serve_app, br
     assert app.links() == [(dorothy, ADA)]
 
 
+@pytest.mark.flask_only  # Flask-Login's remember-me cookie, or the Flask config
 def test_wrong_passwords_on_the_prompt_lock_linking_as_any_others(serve_app, browser, identities):
     app = serve_app()
     ada = signed_in_stale(app, browser)
@@ -168,6 +172,7 @@ def test_wrong_passwords_on_the_prompt_lock_linking_as_any_others(serve_app, bro
 # -- getting around it ------------------------------------------------------------
 
 
+@pytest.mark.flask_only  # Flask-Login's remember-me cookie, or the Flask config
 def test_a_new_sign_in_or_a_second_tab_asks_again(serve_app, browser, identities):
     app = serve_app()
     ada = signed_in_stale(app, browser)
@@ -183,6 +188,7 @@ def test_a_new_sign_in_or_a_second_tab_asks_again(serve_app, browser, identities
     assert app.links() == [(ada, GRACE)]
 
 
+@pytest.mark.flask_only  # Flask-Login's remember-me cookie, or the Flask config
 def test_replaying_the_callback_does_not_skip_the_prompt(serve_app, browser, identities):
     app = serve_app()
     signed_in_stale(app, browser)
@@ -193,6 +199,7 @@ def test_replaying_the_callback_does_not_skip_the_prompt(serve_app, browser, ide
     assert app.links() == []
 
 
+@pytest.mark.flask_only  # Flask-Login's remember-me cookie, or the Flask config
 def test_the_callback_cannot_answer_the_prompt(serve_app, browser, identities):
     app = serve_app()
     signed_in_stale(app, browser)
@@ -208,6 +215,7 @@ def test_the_callback_cannot_answer_the_prompt(serve_app, browser, identities):
 # -- the JSON API ----------------------------------------------------------------
 
 
+@pytest.mark.flask_only  # Flask-Login's remember-me cookie, or the Flask config
 def test_the_api_asks_a_stale_session_for_its_password(serve_app, browser, identities):
     app = serve_app()
     ada = signed_in_stale(app, browser)
@@ -244,6 +252,7 @@ def test_the_api_links_for_a_fresh_session_without_a_prompt(serve_app, browser, 
     assert app.links() == [(ada, GRACE)]
 
 
+@pytest.mark.flask_only  # Flask-Login's remember-me cookie, or the Flask config
 def test_the_api_answers_a_code_for_an_account_without_a_password(serve_app, browser, identities):
     app = serve_app(**CODES)
     dorothy = app.add_user("dorothy", "dorothy@example.com")  # signs in with Amazon

@@ -10,6 +10,9 @@ anyone in is an error at start, not a silent redirect home.
 - ``social_amazon_link.E005``: the storage lacks a member of the storage contract.
 - ``social_amazon_link.E006``: ``SOCIAL_AUTH_STRATEGY`` is not this integration's
   (its hooks are rule 7 and the prompts' checks).
+- ``social_amazon_link.W001``: social_django's ``SocialAuthExceptionMiddleware``
+  without ``AmazonLinkMiddleware`` after it: the app's own views' sign-in
+  errors would get social_django's page and status (a 500, or 403 for 429).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, register
+from django.core.checks import CheckMessage, Error, Warning, register
 from django.utils.module_loading import import_string
 from social_core.utils import get_strategy
 
@@ -30,6 +33,8 @@ __all__ = ["check_amazon_link"]
 
 STRATEGY = "social_amazon_link.django.strategy.DjangoStrategy"
 STORAGE = "social_amazon_link.django.storage.DjangoStorage"
+SOCIAL_MIDDLEWARE = "social_django.middleware.SocialAuthExceptionMiddleware"
+MIDDLEWARE = "social_amazon_link.django.middleware.AmazonLinkMiddleware"
 
 _IDS = {"SOCIAL_AUTH_AMAZON_KEY": "E002", "SOCIAL_AUTH_AMAZON_SECRET": "E002"}
 
@@ -46,6 +51,7 @@ def check_amazon_link(app_configs: Any = None, **_kwargs: Any) -> list[CheckMess
                 id="social_amazon_link.E001",
             )
         )
+    errors += _middleware_order(list(getattr(settings, "MIDDLEWARE", None) or []))
     strategy_path = getattr(settings, "SOCIAL_AUTH_STRATEGY", None)
     strategy_class = _imported(strategy_path) if strategy_path else None
     if not (isinstance(strategy_class, type) and issubclass(strategy_class, DjangoStrategy)):
@@ -76,6 +82,21 @@ def check_amazon_link(app_configs: Any = None, **_kwargs: Any) -> list[CheckMess
             )
         )
     return errors
+
+
+def _middleware_order(middleware: list[str]) -> list[CheckMessage]:
+    if SOCIAL_MIDDLEWARE not in middleware:
+        return []
+    if MIDDLEWARE in middleware[middleware.index(SOCIAL_MIDDLEWARE) :]:
+        return []
+    return [
+        Warning(
+            f"{SOCIAL_MIDDLEWARE} is in MIDDLEWARE without {MIDDLEWARE} after it: a sign-in "
+            "error in the app's own views would get social_django's page and status.",
+            hint=f'Add "{MIDDLEWARE}" after it.',
+            id="social_amazon_link.W001",
+        )
+    ]
 
 
 def _imported(path: str) -> Any:

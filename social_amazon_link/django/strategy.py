@@ -10,7 +10,7 @@ for its own sign-in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from django.contrib.auth import login
@@ -62,6 +62,12 @@ class DjangoStrategy(SocialDjangoStrategy):
 
     def complete_url(self, backend_name: str) -> str:
         return str(reverse("social:complete", args=(backend_name,)))
+
+    def send_link_signal(self, event: str, user: Any, details: Mapping[str, Any]) -> None:
+        """A committed security event: its Django signal (:data:`.signals.SIGNALS`)."""
+        from .signals import send
+
+        send(self, event, user, details)
 
     def signed_in_user(self) -> Any:
         """The user the app's Django session has signed in, or None."""

@@ -30,6 +30,12 @@ urlpatterns = [
     path("link/amazon/register", views.register_prompt, name="amazon_link_register"),
     path("api/amazon/token", api.endpoint(flow_api.token), name="amazon_link_api_token"),
     path("api/amazon/continue", api.endpoint(flow_api.resume), name="amazon_link_api_continue"),
+    path(
+        "api/amazon/code/challenge",
+        api.endpoint(flow_api.code_challenge),
+        name="amazon_link_api_code_challenge",
+    ),
+    path("api/amazon/code", api.endpoint(flow_api.code), name="amazon_link_api_code"),
     re_path(r"^api/amazon/(?P<rest>.*)$", api.not_found),
     path("", include("social_django.urls", namespace="social")),
 ]
