@@ -256,8 +256,16 @@ def test_make_demo_passes_the_ports_on(make_args, demo_args):
     assert dry_run.stdout.splitlines()[-1].rstrip() == f".venv/bin/python -m demo{demo_args}"
 
 
+def two_free_ports() -> tuple[int, int]:
+    """Two ports free now, and not the same one (both held while they are picked)."""
+    with socket.socket() as first, socket.socket() as second:
+        first.bind(("127.0.0.1", 0))
+        second.bind(("127.0.0.1", 0))
+        return int(first.getsockname()[1]), int(second.getsockname()[1])
+
+
 def test_the_django_demo_starts_a_sign_in_on_a_post_only(tmp_path):
-    with python_m_demo(tmp_path, free_port(), free_port(), "django") as base:
+    with python_m_demo(tmp_path, *two_free_ports(), "django") as base:
         # social_django 8: a GET of /login/amazon/ starts nothing, 405.
         refused = requests.get(f"{base}/login/amazon/", allow_redirects=False)
         assert refused.status_code == 405
