@@ -19,10 +19,6 @@ Writes commit at once, as social-core expects (it relies on a unique
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import re
-import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -31,10 +27,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from social_core.exceptions import AuthAssociationError, AuthPolicyError
+from social_core.exceptions import AuthAssociationError
 from social_core.storage import (
     AssociationMixin,
-    BaseStorage,
     CodeMixin,
     NonceMixin,
     PartialMixin,
@@ -64,9 +59,31 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import Session, backref, mapped_column, relationship, scoped_session
 
-from .accounts import has_usable_password
-from .errors import DatabaseUnavailable, UnknownLink
 from .pipelines.events import DEFAULT_EVENTS_MAX_AGE
+from .storage_rules import (
+    ASCII_UPPER,
+    CODE_ALPHABET,
+    CODE_LENGTH,
+    MAX_ASSOCIATION_ID,
+    STALE_TRY_SECONDS,
+    AttemptCounterRules,
+    EventLogRules,
+    PurgeBefore,
+    Reservation,
+    SentCode,
+    StorageRules,
+    UnlinkRules,
+    advisory_lock_keys,
+    generate_code,
+    identity_lock_names,
+    key_candidates_pattern,
+    keyed_code_digest,
+    normal_code,
+    parse_association_id,
+    refusal,
+    sqlite_unavailable_reason,
+    sqlstate_reason,
+)
 from .text import email_key, storable
 
 __all__ = [
@@ -76,6 +93,7 @@ __all__ = [
     "MAX_ASSOCIATION_ID",
     "SQLITE_BUSY_TIMEOUT",
     "EmailCode",
+    "Reservation",
     "SQLAlchemyStorage",
     "SocialModels",
     "bind_secret",
@@ -151,38 +169,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-#: ASCII letters that a non-ASCII character folds to (U+212A KELVIN SIGN to
-#: ``k``, U+017F LONG S to ``s``): where a key has one, a stored address may
-#: have that other character. tests/test_emails.py checks the list is whole.
-_ASCII_FOLDED_FROM_OTHERS = frozenset("ks")
-_ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
 def _same_key_candidates(column: Any, key: str) -> Any:
     """A SQL condition met by every value (an address, a username) whose
     :func:`email_key` is ``key`` (and rarely by a few others: the caller
-    compares the keys in Python).
-
-    Simple case folding maps one character to one, so such an address has the
-    key's length, and at each ASCII position of the key the same ASCII letter
-    in either case. That is a ``LIKE`` pattern: the key's ASCII characters,
-    ``_`` (any one character) at the others, over the column with its ASCII
-    letters lowered. No database's ``lower()`` is trusted past ASCII: SQLite's
-    stops there, PostgreSQL's follows the database's locale (none past ASCII in
-    the C locale; a Turkish one lowers ``I`` to a dotless i, U+0131), so PostgreSQL
-    lowers with ``translate``. PostgreSQL needs a UTF8 database (with
-    SQL_ASCII, ``_`` is one byte, not one character).
+    compares the keys in Python): :func:`.storage_rules.key_candidates_pattern`
+    over the column with its ASCII letters lowered.
     """
-    pattern = "".join(
-        "\\" + char
-        if char in "\\%_"
-        else char
-        if char < "\x80" and char not in _ASCII_FOLDED_FROM_OTHERS
-        else "_"
-        for char in key
-    )
+    pattern = key_candidates_pattern(key)
     lowered = (
-        func.translate(column, _ASCII_UPPER, _ASCII_UPPER.lower())
+        func.translate(column, ASCII_UPPER, ASCII_UPPER.lower())
         if _session().get_bind().dialect.name == "postgresql"
         else func.lower(column)
     )
@@ -201,10 +196,7 @@ def _lock(names: list[str], table: Any) -> None:
     session = _session()
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        keys = [
-            int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-            for name in names
-        ]
+        keys = advisory_lock_keys(names)
         session.execute(select(*(func.pg_advisory_xact_lock(key) for key in keys)))
     elif dialect == "sqlite":
         if getattr(session.connection().connection.dbapi_connection, "in_transaction", False):
@@ -253,7 +245,7 @@ class _Saved:
         _commit(self)
 
 
-class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
+class SQLAlchemyUserSocialAuth(_Saved, UnlinkRules, UserMixin):
     """A link from a local user to a provider identity (``provider``, ``uid``).
 
     The class is ``storage.user``: :class:`~.storage_contract.UserStorage`.
@@ -354,10 +346,7 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
         email's, in one statement (always in that order: no two sign-ins wait
         on each other). SQLite: its database write lock.
         """
-        names = [f"{provider}\0{uid}"]
-        if email:
-            names.append(f"email\0{email_key(email.strip())}")
-        _lock(names, cls.__table__)
+        _lock(identity_lock_names(provider, uid, email), cls.__table__)
 
     @classmethod
     def get_user(cls, pk: Any) -> Any:
@@ -449,81 +438,14 @@ class SQLAlchemyUserSocialAuth(_Saved, UserMixin):
         return locked
 
     @classmethod
-    def allowed_to_disconnect(
-        cls, user: Any, backend_name: str, association_id: Any = None
-    ) -> bool:
-        """Only when the user keeps a way to sign in: a password or another link.
-
-        ``association_id`` is parsed as :meth:`get_social_auth_for_user` parses
-        it, so the check and the removal see the same row; one that is not the
-        user's link of ``backend_name`` is :class:`UnknownLink`.
-        """
-        links = cls.get_social_auth_for_user(user)
-        return _keeps_a_way_in(user, links, _chosen(links, backend_name, association_id))
-
-    @classmethod
-    def disconnect_entries(
-        cls, user: Any, backend_name: str, association_id: Any = None
-    ) -> list[Any]:
-        """The links an unlink removes, loaded once and checked under the user's lock.
-
-        The objects the check counted are the ones removed (social-core's
-        ``allowed_to_disconnect`` and ``get_entries`` steps each load them
-        again), and until the removal commits no other unlink of this user
-        runs: two at once must not each count the other's link as the one that
-        remains. Raises :class:`UnknownLink`, or social-core's
-        ``disconnect_disallowed`` when the user would have no way left to sign in.
-        """
+    def _lock_links(cls, user: Any) -> None:
+        """The user's unlink lock, until the removal commits."""
         _lock([f"links\0{user.id}"], cls.__table__)
-        links = cls.get_social_auth_for_user(user)
-        chosen = _chosen(links, backend_name, association_id)
-        if not _keeps_a_way_in(user, links, chosen):
-            raise AuthPolicyError(code="disconnect_disallowed", stage="disconnect")
-        return chosen
 
     @classmethod
     def disconnect(cls, entry: Any) -> None:
         with _writing() as session:
             session.delete(entry)
-
-
-#: The largest id an ``Integer`` column holds on every database (PostgreSQL's int4).
-MAX_ASSOCIATION_ID = 2**31 - 1
-_CANONICAL_ID = re.compile(r"[1-9][0-9]*", re.ASCII)
-
-
-def parse_association_id(value: Any) -> int:
-    """A link's id from a URL or a caller: a positive whole number that fits
-    the column, written plainly (``54``; not ``054``, ``+54``, ``54.0``, ``٥٤``).
-
-    Anything else is :class:`UnknownLink` (404), so no spelling can make a
-    check and a delete disagree, and none reaches the database as a 500.
-    """
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and _CANONICAL_ID.fullmatch(value):
-        number = int(value)
-    else:
-        raise UnknownLink(reason="malformed_id", stage="disconnect")
-    if not 0 < number <= MAX_ASSOCIATION_ID:
-        raise UnknownLink(reason="malformed_id", stage="disconnect")
-    return number
-
-
-def _chosen(links: list[Any], backend_name: str, association_id: Any) -> list[Any]:
-    """The links an unlink removes: the one numbered ``association_id`` (which
-    must be one of ``links`` for ``backend_name``), else every one of the backend."""
-    if association_id is None:
-        return [link for link in links if link.provider == backend_name]
-    wanted = parse_association_id(association_id)
-    chosen = [link for link in links if link.id == wanted and link.provider == backend_name]
-    if not chosen:
-        raise UnknownLink(reason="not_the_users", stage="disconnect")
-    return chosen
-
-
-def _keeps_a_way_in(user: Any, links: list[Any], removed: list[Any]) -> bool:
-    return has_usable_password(user) or any(link not in removed for link in links)
 
 
 class SQLAlchemyNonce(_Saved, NonceMixin):
@@ -634,7 +556,7 @@ class SQLAlchemyCode(_Saved, CodeMixin):
 
     @classmethod
     def generate_code(cls) -> str:
-        return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        return generate_code()
 
     @classmethod
     def make_code(cls, email: str) -> EmailCode:
@@ -675,16 +597,8 @@ class SQLAlchemyCode(_Saved, CodeMixin):
         return [t if t.tzinfo else t.replace(tzinfo=UTC) for t in sent]
 
 
-class EmailCode(CodeMixin):
+class EmailCode(SentCode):
     """A one-time code as the person received it: the plain ``code``, never mapped or stored."""
-
-    def __init__(self, row: Any, code: str) -> None:
-        self._model = type(row)
-        self.id = row.id
-        self.email = row.email
-        self.code = code
-        self.verified = bool(row.verified)
-        self.timestamp = row.timestamp
 
     def save(self) -> None:
         """Only ``verified`` changes (social-core's ``verify()``); the digest stays."""
@@ -696,11 +610,6 @@ class EmailCode(CodeMixin):
             )
 
 
-#: The characters of an emailed code: no 0/O, no 1/I/L.
-CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-#: Characters per code: short enough to type from an email.
-CODE_LENGTH = 8
-_CODE_CONTEXT = b"social-amazon-link/email-codes/v1\x00"
 _secret_provider: Callable[[], str | bytes | None] | None = None
 
 
@@ -710,19 +619,9 @@ def bind_secret(provider: Callable[[], str | bytes | None]) -> None:
     _secret_provider = provider
 
 
-def normal_code(code: str) -> str:
-    """A code as typed, as it was sent: upper case, without spaces or dashes."""
-    return re.sub(r"[\s-]+", "", code).upper()
-
-
 def code_digest(code: str) -> str:
     """The keyed hash kept of a code (the table's, and a pause's): 128 bits, hex."""
-    secret = _secret_provider() if _secret_provider is not None else None
-    if not secret:
-        raise RuntimeError("emailed codes need the app's secret: set SECRET_KEY")
-    raw = secret.encode() if isinstance(secret, str) else secret
-    key = hashlib.sha256(_CODE_CONTEXT + raw).digest()
-    return hmac.new(key, normal_code(code).encode(), hashlib.sha256).hexdigest()[:32]
+    return keyed_code_digest(_secret_provider() if _secret_provider is not None else None, code)
 
 
 class SQLAlchemyPartial(_Saved, PartialMixin):
@@ -749,71 +648,13 @@ class SQLAlchemyPartial(_Saved, PartialMixin):
             session.execute(delete(cls).where(cls.token == token))
 
 
-@dataclass(frozen=True)
-class Reservation:
-    """The answer of :meth:`SQLAlchemyPasswordAttempts.reserve`."""
-
-    allowed: bool
-    #: Wrong tries counted so far (confirmed ones; this one is not yet).
-    failures: int
-    #: Seconds until the lock ends, when locked.
-    retry_after: int = 0
-    #: Refused only because other tries are being checked right now: none of
-    #: them may be wrong, so ask again in a moment (the account is not locked).
-    busy: bool = False
-    #: When the lock began (epoch seconds), when locked.
-    locked_since: int = 0
-
-
-#: A try still pending this long after it was reserved never reported back
-#: (its process died): it no longer holds a place.
-STALE_TRY_SECONDS = 60
-
-
-class SQLAlchemyPasswordAttempts:
+class SQLAlchemyPasswordAttempts(AttemptCounterRules):
     """Wrong-password counters per local account, shared by every app process
     (:class:`~.storage_contract.LinkAttemptStorage`).
 
-    A try is *reserved* before the password is checked, by one conditional
-    ``UPDATE``: the tries being checked (``pending``) and the wrong ones
-    counted (``failures``) together never exceed ``max_attempts``, so however
-    many requests race, at most ``max_attempts`` passwords are checked before
-    the lock. The outcome is then reported: :meth:`fail` counts the try (and
-    the one that reaches ``max_attempts`` locks the account), :meth:`clear`
-    forgets every failure. A refusal while tries are pending but the account
-    is not locked says ``busy``: a right password waits for them instead of
-    being refused (the steps retry), and is refused only once wrong ones locked it.
-
-    ``scope`` keeps separate counts for separate doors: ``"link"`` (this
-    library's password prompt) and, say, ``"sign_in"`` (the app's own sign-in
-    page), so that locking one does not lock the other.
+    The algorithm is :class:`.storage_rules.AttemptCounterRules`'s, in
+    conditional ``UPDATE`` statements.
     """
-
-    @classmethod
-    def reserve(
-        cls,
-        user_id: Any,
-        *,
-        max_attempts: int,
-        lockout_seconds: int,
-        now: int | None = None,
-        scope: str = "link",
-        wait: float = 0.0,
-    ) -> Reservation:
-        """Reserve a try; while only tries being checked stand in the way, wait up to ``wait`` s.
-
-        Report its outcome with :meth:`fail`, :meth:`clear` or :meth:`release`.
-        """
-        deadline = time.monotonic() + wait
-        pause = 0.02
-        while True:
-            reservation = cls._reserve(user_id, max_attempts, lockout_seconds, now, scope)
-            if not reservation.busy or time.monotonic() + pause > deadline:
-                return reservation
-            # If those tries are right, this one gets its turn; if wrong, the
-            # account locks and this one is refused for that.
-            time.sleep(pause)
-            pause = min(pause * 2, 0.25)
 
     @classmethod
     def _reserve(
@@ -879,17 +720,13 @@ class SQLAlchemyPasswordAttempts:
             )
         if state is None:
             return Reservation(allowed=True, failures=int(reserved or 0))
-        failures, locked_until = int(state.failures), int(state.locked_until)
-        if locked_until == 0 and failures < max_attempts:
-            return Reservation(allowed=False, failures=failures, retry_after=1, busy=True)
-        # Locked; or failures counted under a higher max_attempts, which hold
-        # until they are forgotten.
-        locked_until = locked_until or int(state.last_failure_at) + lockout_seconds + 1
-        return Reservation(
-            allowed=False,
-            failures=failures,
-            retry_after=max(1, locked_until - now),
-            locked_since=locked_until - lockout_seconds - 1,
+        return refusal(
+            failures=int(state.failures),
+            locked_until=int(state.locked_until),
+            last_failure_at=int(state.last_failure_at),
+            max_attempts=max_attempts,
+            lockout_seconds=lockout_seconds,
+            now=now,
         )
 
     @classmethod
@@ -905,22 +742,9 @@ class SQLAlchemyPasswordAttempts:
         return case((pending > 0, pending - 1), else_=0)
 
     @classmethod
-    def fail(
-        cls,
-        user_id: Any,
-        *,
-        max_attempts: int,
-        lockout_seconds: int,
-        now: int | None = None,
-        scope: str = "link",
+    def _fail(
+        cls, user_id: Any, scope: str, max_attempts: int, lockout_seconds: int, now: int
     ) -> int:
-        """The reserved try was wrong: count it. Returns the failures counted, this one included.
-
-        The try that brings the count to ``max_attempts`` locks the account
-        for ``lockout_seconds``: exactly one try does, so the caller that gets
-        ``max_attempts`` back records the lock, once.
-        """
-        now = int(time.time()) if now is None else now
         table = cls.__table__
         with _writing() as session:
             failures = session.execute(
@@ -931,7 +755,6 @@ class SQLAlchemyPasswordAttempts:
                     pending=cls._one_less_pending(),
                     failures=table.c.failures + 1,
                     last_failure_at=now,
-                    # Whole seconds: one more, so a lock never lasts less than asked.
                     locked_until=case(
                         (table.c.failures + 1 >= max_attempts, now + lockout_seconds + 1),
                         else_=table.c.locked_until,
@@ -940,16 +763,6 @@ class SQLAlchemyPasswordAttempts:
                 .returning(table.c.failures)
             ).scalar()
         return int(failures or 0)
-
-    @classmethod
-    def clear(cls, user_id: Any, *, scope: str = "link") -> None:
-        """The reserved try was right: forget the failures (and that try)."""
-        cls._settle(user_id, scope, failures=0, locked_until=0)
-
-    @classmethod
-    def release(cls, user_id: Any, *, scope: str = "link") -> None:
-        """The reserved try was not checked after all: give its place back, count nothing."""
-        cls._settle(user_id, scope)
 
     @classmethod
     def _settle(cls, user_id: Any, scope: str, **values: Any) -> None:
@@ -962,46 +775,27 @@ class SQLAlchemyPasswordAttempts:
             )
 
 
-class SQLAlchemyLinkEvent:
+class SQLAlchemyLinkEvent(EventLogRules):
     """Security events of the linking flow, for the app to read and show.
 
     :class:`~.storage_contract.LinkEventStorage`.
     """
 
     @classmethod
-    def record(
-        cls, event: str, *, user_id: Any, amazon_user_id: str | None, detail: str = ""
-    ) -> None:
-        _commit(
-            cls(event=event, user_id=user_id, amazon_user_id=amazon_user_id, detail=detail[:200])
-        )
+    def _add(cls, row: dict[str, Any]) -> None:
+        _commit(cls(**row))
 
     @classmethod
-    def record_repeat(
-        cls,
-        event: str,
-        *,
-        user_id: Any,
-        amazon_user_id: str | None,
-        detail: str = "",
-        since: datetime,
-    ) -> bool:
-        """The same event again (a refusal while locked, say): counted, not written again.
-
-        Adds one to ``repeats`` of the user's latest ``event`` row with this
-        detail written at or after ``since`` (when the lock began); writes
-        that row only when there is none, and then returns True. Serialised
-        per user and event, so simultaneous refusals never write two rows.
-        """
+    def _add_repeat(cls, row: dict[str, Any], since: datetime, lock_name: str) -> bool:
         table = cls.__table__
         with _writing() as session:
-            _lock([f"{table.name}\0{user_id}\0{event}\0{detail}"], table)
+            _lock([lock_name], table)
             latest = (
                 select(func.max(table.c.id))
                 .where(
-                    table.c.user_id == user_id,
-                    table.c.event == event,
-                    table.c.detail == detail[:200],
+                    table.c.user_id == row["user_id"],
+                    table.c.event == row["event"],
+                    table.c.detail == row["detail"],
                     table.c.created >= since,
                 )
                 .scalar_subquery()
@@ -1011,14 +805,7 @@ class SQLAlchemyLinkEvent:
             )
             written = not getattr(counted, "rowcount", 0)
             if written:
-                session.add(
-                    cls(
-                        event=event,
-                        user_id=user_id,
-                        amazon_user_id=amazon_user_id,
-                        detail=detail[:200],
-                    )
-                )
+                session.add(cls(**row))
         return written
 
     @classmethod
@@ -1032,7 +819,7 @@ class SQLAlchemyLinkEvent:
         return list(_session().scalars(query))
 
 
-class SQLAlchemyStorage(BaseStorage):
+class SQLAlchemyStorage(StorageRules):
     """The storage social-core uses; its models are set by :func:`use_models`.
 
     Implements :class:`~.storage_contract.Storage` (mypy checks it, at the end
@@ -1048,23 +835,11 @@ class SQLAlchemyStorage(BaseStorage):
     link_attempts: ClassVar[type[SQLAlchemyPasswordAttempts]] = SQLAlchemyPasswordAttempts
     link_events: ClassVar[type[SQLAlchemyLinkEvent]] = SQLAlchemyLinkEvent
 
-    @classmethod
-    def is_integrity_error(cls, exception: BaseException) -> bool:
-        return isinstance(exception, IntegrityError)
+    integrity_error = IntegrityError
 
-    @classmethod
-    def database_unavailable(cls, exception: BaseException) -> DatabaseUnavailable | None:
-        """``database_unavailable`` when ``exception`` says the database is out of reach.
-
-        The one place that decides it, as ``is_integrity_error`` does for
-        conflicts: a connection refused or dropped (``OperationalError``,
-        ``InterfaceError``, any ``DBAPIError`` that invalidated its
-        connection), no pooled connection in time, SQLite busy, locked or
-        unable to open its file. Not an SQLite ``OperationalError`` about the
-        SQL itself (``no such table``): that is a bug, and stays one.
-        """
-        reason = _unavailable_reason(exception)
-        return None if reason is None else DatabaseUnavailable(reason=reason)
+    @staticmethod
+    def _unavailable_reason(exception: BaseException) -> str | None:
+        return _unavailable_reason(exception)
 
     @classmethod
     def end_transaction(cls) -> None:
@@ -1080,54 +855,29 @@ class SQLAlchemyStorage(BaseStorage):
                 pass
 
     @classmethod
-    def purge(
-        cls,
-        *,
-        state_max_age: int = 1800,
-        pause_max_age: int = 900,
-        lockout_seconds: int = 900,
-        events_max_age: int = DEFAULT_EVENTS_MAX_AGE,
-        now: float | None = None,
-    ) -> dict[str, int]:
-        """Delete what abandoned sign-ins and old events left behind; returns the count per table.
-
-        A sign-in started and never completed leaves its OAuth2 state nonce;
-        a pause never answered leaves its partial, and the emailed code it
-        sent. None can be used once older than its lifetime (social-core's
-        ``STATE_LIFETIME``, this library's ``LINK_PROMPT_MAX_AGE``: a code
-        counts only for the pause that sent it), so they go. A password-attempt
-        counter goes once it counts nothing any more: no lock running and its
-        last failure older than ``LINK_LOCKOUT_SECONDS`` (the next try starts
-        from zero either way). Link events go once older than ``events_max_age``
-        (``LINK_EVENTS_MAX_AGE``; 0 keeps them forever). Run it from cron
-        (``flask amazon-link purge``).
-        """
-        now = time.time() if now is None else now
-        cutoff = datetime.fromtimestamp(now - pause_max_age, UTC)
+    def _purge(cls, before: PurgeBefore) -> dict[str, int]:
         attempts = cls.link_attempts.__table__
         with _writing() as session:
-            nonces = session.execute(
-                delete(cls.nonce).where(cls.nonce.timestamp < int(now - state_max_age))
+            nonces = session.execute(delete(cls.nonce).where(cls.nonce.timestamp < before.nonces))
+            partials = session.execute(
+                delete(cls.partial).where(cls.partial.timestamp < before.pauses)
             )
-            partials = session.execute(delete(cls.partial).where(cls.partial.timestamp < cutoff))
             # A column of the mapped subclass (mypy sees CodeMixin's plain attribute).
-            codes = session.execute(delete(cls.code).where(cls.code.timestamp < cutoff))  # type: ignore[operator]
+            codes = session.execute(delete(cls.code).where(cls.code.timestamp < before.pauses))  # type: ignore[operator]
             counters = session.execute(
                 delete(attempts).where(
-                    attempts.c.locked_until <= int(now),
+                    attempts.c.locked_until <= before.now,
                     # 0: reserve() created the row and is about to count
                     # on it (a second transaction); never pulled from under it.
                     attempts.c.last_failure_at > 0,
-                    attempts.c.last_failure_at < int(now) - lockout_seconds,
+                    attempts.c.last_failure_at < before.last_failure,
                 )
             )
             events = (
                 session.execute(
-                    delete(cls.link_events).where(
-                        cls.link_events.created < datetime.fromtimestamp(now - events_max_age, UTC)
-                    )
+                    delete(cls.link_events).where(cls.link_events.created < before.events)
                 )
-                if events_max_age > 0
+                if before.events is not None
                 else None
             )
         return {
@@ -1139,17 +889,6 @@ class SQLAlchemyStorage(BaseStorage):
         }
 
 
-#: SQLite failures that say "not now" rather than "wrong SQL".
-_SQLITE_UNAVAILABLE = (
-    "SQLITE_BUSY",
-    "SQLITE_LOCKED",
-    "SQLITE_CANTOPEN",
-    "SQLITE_IOERR",
-    "SQLITE_FULL",
-    "SQLITE_PROTOCOL",
-)
-
-
 def _unavailable_reason(error: BaseException) -> str | None:
     """Why ``error`` means the database is out of reach, or None when it does not."""
     if isinstance(error, exc.TimeoutError):
@@ -1157,8 +896,7 @@ def _unavailable_reason(error: BaseException) -> str | None:
     if not isinstance(error, exc.DBAPIError):
         return None
     if isinstance(error.orig, sqlite3.Error) and not error.connection_invalidated:
-        name = str(getattr(error.orig, "sqlite_errorname", ""))
-        return name.lower() if name.startswith(_SQLITE_UNAVAILABLE) else None
+        return sqlite_unavailable_reason(error.orig)
     if error.connection_invalidated:
         kind = "disconnected"
     elif isinstance(error, exc.OperationalError):
@@ -1167,9 +905,7 @@ def _unavailable_reason(error: BaseException) -> str | None:
         kind = "interface"
     else:
         return None
-    # The SQLSTATE (psycopg's 57P01: the server is shutting down), never the message.
-    state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
-    return f"{kind}_{state}" if isinstance(state, str) and state.isalnum() else kind
+    return sqlstate_reason(kind, error.orig)
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,16 @@ def database_url(db_kind: str, tmp_path: Any, request: pytest.FixtureRequest) ->
         admin.dispose()
 
 
+@pytest.fixture
+def django_db(database_url: str) -> Iterator[str]:
+    """Django set up (once per process), its ``default`` database this test's fresh
+    one, migrated; every connection closed after (:mod:`tests.django_support`)."""
+    from tests.django_support import django_database
+
+    with django_database(database_url) as url:
+        yield url
+
+
 @contextmanager
 def serving(lwa_emulator: Any, database_url: str) -> Iterator[Callable[..., Served]]:
     """``start(**settings)`` builds the sample app wired to the emulator on

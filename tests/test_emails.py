@@ -52,7 +52,7 @@ def test_sharp_s_and_ss_stay_different():
 
 def test_only_k_and_s_are_ascii_letters_another_character_folds_to():
     # The storage's SQL prefilter keeps the key's other ASCII letters as they are.
-    from social_amazon_link.sqlalchemy_storage import _ASCII_FOLDED_FROM_OTHERS
+    from social_amazon_link.storage_rules import _ASCII_FOLDED_FROM_OTHERS
 
     folded_to_ascii = {
         email_key(chr(code))

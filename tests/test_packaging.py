@@ -371,12 +371,38 @@ def test_the_base_requires_the_neutral_core_and_each_extra_adds_its_framework(wh
     only = {extra: set(names) - set(base) for extra, names in found.items()}
     assert only["flask"] == {"flask", "flask-login", "social-auth-app-flask", "sqlalchemy"}
     assert only["emulator"] == {"authlib", "flask", "werkzeug"}
+    assert only["django"] == {"django", "social-auth-app-django"}
     assert only["postgres"] == {"psycopg"}
     assert only["alembic"] == {"alembic"}
     # The test suite drives the Flask integration against the emulator; dev is everything.
     assert found["test"]["social-amazon-link"] == {"flask", "emulator"}
-    everything = {"flask", "emulator", "test", "postgres", "alembic"}
+    everything = {"flask", "emulator", "test", "postgres", "alembic", "django"}
     assert found["dev"]["social-amazon-link"] == everything
+
+
+def test_installing_the_django_extra_brings_no_flask(wheel):
+    # What `pip install social-amazon-link[django]` installs, requirements of
+    # requirements included, as pip resolves it (nothing is installed).
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q"),
+            *("--report", "-", f"social-amazon-link[django] @ {wheel.as_uri()}"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    installed = {canonicalize_name(item["metadata"]["name"]) for item in report["install"]}
+    assert {
+        "social-amazon-link",
+        "django",
+        "social-auth-app-django",
+        "social-auth-core",
+    } <= installed
+    django = {"django", "social-auth-app-django"}
+    assert installed & (NOT_IN_THE_BASE - django) == set()  # no Flask, Werkzeug, SQLAlchemy...
 
 
 def test_every_package_of_the_repository_is_in_the_wheel(wheel):

@@ -6,6 +6,7 @@ Another storage runs the same suite by adding its own entry to ``HARNESSES``
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -102,6 +103,18 @@ def test_the_sqlalchemy_storage_meets_the_contract():
     assert missing_members(SQLAlchemyStorage) == []
     assert isinstance(SQLAlchemyStorage, Storage)
     assert isinstance(SQLAlchemyStorage.user, UserStorage)
+
+
+def test_the_django_storage_meets_the_contract():
+    from tests.django_support import setup_django
+
+    setup_django()
+    from social_amazon_link.django.storage import DjangoStorage
+
+    check_storage(DjangoStorage)
+    assert missing_members(DjangoStorage) == []
+    assert isinstance(DjangoStorage, Storage)
+    assert isinstance(DjangoStorage.user, UserStorage)
 
 
 def test_an_object_with_nothing_lacks_every_member_of_the_contract():
@@ -280,9 +293,63 @@ def sqlalchemy_harness(
         engine.dispose()
 
 
+@contextmanager
+def django_harness(
+    database_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ContractStorage]:
+    from tests.django_support import django_database
+
+    with django_database(database_url):
+        from django.contrib.auth import get_user_model
+        from django.db import connections
+
+        from social_amazon_link.django.storage import DjangoStorage
+
+        users = get_user_model().objects
+
+        def add_user(
+            username: str, email: str | None, *, password: str | None = None, active: bool = True
+        ) -> int:
+            return int(users.create_user(username, email, password, is_active=active).pk)
+
+        def raised_on(entry: dict[str, Any], statement: str) -> BaseException:
+            connections.settings["contract_probe"] = entry
+            try:
+                with connections["contract_probe"].cursor() as cursor:
+                    cursor.execute(statement)
+            except Exception as error:
+                return error
+            finally:
+                connections["contract_probe"].close()
+                del connections["contract_probe"]
+                del connections.settings["contract_probe"]
+            raise AssertionError(f"{statement!r} raised nothing")
+
+        default = connections.settings["default"]
+        unreachable = dict(default)
+        if default["ENGINE"].endswith("sqlite3"):
+            unreachable["NAME"] = str(tmp_path / "missing" / "app.sqlite3")
+        else:
+            unreachable["PORT"] = str(_free_port())
+        yield ContractStorage(
+            storage=DjangoStorage,
+            add_user=add_user,
+            done=connections.close_all,
+            outage=lambda: raised_on(unreachable, "SELECT 1"),
+            wrong_sql=lambda: raised_on(dict(default), "SELECT * FROM no_such_table"),
+            limits=(
+                # Django's own (test_django_storage runs the suite on it), which has no name.
+                {"username": 150, "email": 254}
+                if os.environ.get("SAL_TEST_AUTH_USER_MODEL") == "auth.User"
+                else {"username": 80, "email": 254, "name": 120}
+            ),
+        )
+
+
 #: The storages the suite runs on: name -> harness(database_url, tmp_path, monkeypatch).
 HARNESSES: dict[str, Callable[..., AbstractContextManager[ContractStorage]]] = {
     "sqlalchemy": sqlalchemy_harness,
+    "django": django_harness,
 }
 
 
