@@ -91,15 +91,13 @@ def django_settings_for(database_url: str) -> dict[str, Any]:
 
 
 def point_default_at(database_url: str) -> None:
-    """Make Django's ``default`` connection (and any alias made from it) use this database."""
+    """Make Django's ``default`` connection use this database (the storage's second
+    connection follows: it is made again when ``default``'s settings change)."""
     from django.db import connections
 
     close_connections()
     entry = django_settings_for(database_url)
-    configured = connections.configure_settings({"default": entry})["default"]
-    for alias in [name for name in connections.settings if name != "default"]:
-        del connections.settings[alias]  # made from the last test's default
-    connections.settings["default"] = configured
+    connections.settings["default"] = connections.configure_settings({"default": entry})["default"]
 
 
 def close_connections() -> None:

@@ -81,6 +81,14 @@ def test_a_wrong_password_stays_counted_when_the_request_rolls_back(storage, dja
         # Written through a second connection, committed before the rollback.
         assert counted == [(1, 0)]
         assert events == [("wrong_password", pk)]
+        # Which the end of the request closes, as Django closes its own.
+        from django.core.signals import request_finished
+        from django.db import connections
+
+        own = connections["default__amazon_link"]
+        assert own.connection is not None
+        request_finished.send(sender=None)
+        assert own.connection is None
     else:
         # SQLite has one writer: a second connection would wait on the
         # request's own lock, so the counts go with the request (docs/storage.md).
@@ -102,6 +110,98 @@ def test_an_event_for_an_account_the_request_made_commits_with_the_request(stora
     assert rows(django_db, "SELECT user_id, uid FROM social_auth_usersocialauth") == [
         (pk, "amzn1.account.ANN")
     ]
+
+
+def test_an_event_is_announced_only_once_committed(storage, django_db, db_kind):
+    pk = add_user("ann", "ann@example.com", "right")
+    announced: list[str] = []
+
+    def refused(request: Any) -> None:
+        storage.link_events.record("wrong_password", user_id=pk, amazon_user_id=None)
+        storage.link_events.on_commit(lambda: announced.append("wrong_password"))
+        raise RolledBack
+
+    with pytest.raises(RolledBack):
+        atomic_request(refused)(None)
+    # Announced exactly when the event outlived the rollback (PostgreSQL's
+    # second connection), never for a row that is gone (SQLite).
+    kept = [event for (event,) in rows(django_db, "SELECT event FROM amazon_link_events")]
+    assert announced == kept == (["wrong_password"] if db_kind == "postgres" else [])
+
+    def linked(request: Any) -> list[str]:
+        user = storage.user.create_user(username="bob", email="bob@example.com")
+        storage.user.create_social_auth(user, "amzn1.account.BOB", "amazon")
+        storage.link_events.record("linked", user_id=user.pk, amazon_user_id="amzn1.account.BOB")
+        storage.link_events.on_commit(lambda: announced.append("linked"))
+        return list(announced)
+
+    # The new account's event goes with the request: announced once it commits.
+    assert atomic_request(linked)(None) == kept
+    assert announced == [*kept, "linked"]
+
+
+def test_a_lock_the_request_holds_makes_the_second_connection_give_up_not_hang(
+    storage, django_db, db_kind, monkeypatch
+):
+    from django.contrib.auth import get_user_model
+    from django.db import connections
+
+    from social_amazon_link.django import storage as django_storage
+
+    monkeypatch.setattr(django_storage, "OWN_LOCK_TIMEOUT", 0.3)
+    pk = add_user("ann", "ann@example.com", "right")
+
+    def view(request: Any) -> None:
+        # The app's own view holds the user's row for update, then the steps
+        # record an event about that user.
+        get_user_model().objects.select_for_update().get(pk=pk)
+        storage.link_events.record("wrong_password", user_id=pk, amazon_user_id=None)
+
+    def request(_: int) -> BaseException | None:
+        try:
+            atomic_request(view)(None)
+        except Exception as error:
+            return error
+        return None
+
+    started = time.monotonic()
+    [raised] = in_threads(SimpleNamespace(done=connections.close_all), 1, request)
+    assert time.monotonic() - started < 5
+    if db_kind == "postgres":
+        # The second connection's write waited for the row, then gave up: 503.
+        unavailable = storage.database_unavailable(raised)
+        assert unavailable is not None and unavailable.code == "database_unavailable"
+        assert rows(django_db, "SELECT event FROM amazon_link_events") == []
+    else:
+        # SQLite: no second connection; the event went with the request.
+        assert raised is None
+        assert rows(django_db, "SELECT event FROM amazon_link_events") == [("wrong_password",)]
+
+
+def test_inside_a_django_testcase_the_counts_stay_in_the_tests_transaction(storage, django_db):
+    from django.contrib.auth import get_user_model
+    from django.test import TestCase
+
+    from social_amazon_link.django.models import PasswordAttempts
+
+    class Case(TestCase):
+        databases = {"default"}
+
+    # What TestCase does around each test: a transaction, rolled back after.
+    atomics = Case._enter_atomics()
+    try:
+        pk = add_user("ann", "ann@example.com", "right")  # the test's own account
+        assert storage.link_attempts.reserve(pk, **LIMITS).allowed
+        assert storage.link_attempts.fail(pk, **LIMITS) == 1
+        storage.link_events.record("wrong_password", user_id=pk, amazon_user_id=None)
+        assert PasswordAttempts.objects.get(user_id=pk).failures == 1
+        assert [e.event for e in storage.link_events.for_user(pk)] == ["wrong_password"]
+    finally:
+        Case._rollback_atomics(atomics)
+    # Nothing outlives the test.
+    assert rows(django_db, "SELECT user_id FROM amazon_link_password_attempts") == []
+    assert rows(django_db, "SELECT user_id FROM amazon_link_events") == []
+    assert not get_user_model().objects.exists()
 
 
 def test_the_identity_lock_inside_the_apps_transaction_is_held_until_it_commits(storage):
@@ -129,6 +229,31 @@ def test_the_identity_lock_inside_the_apps_transaction_is_held_until_it_commits(
     in_threads(SimpleNamespace(done=connections.close_all), 2, lambda i: (first, second)[i]())
     assert seen["locked"] >= seen["committing"]
     assert seen["link"] is not None and seen["link"].user.username == "ann"
+
+
+def test_what_a_failed_request_left_open_is_rolled_back_when_it_ends(storage, django_db):
+    from django.core.signals import request_finished
+    from django.db import connections
+
+    storage.user.lock_identity("amazon", "amzn1.account.ANN", "ann@example.com")
+    storage.user.create_user(username="ann", email="ann@example.com")
+    # The view raised here, before the link: Django ends the request.
+    request_finished.send(sender=None)
+
+    assert rows(django_db, "SELECT username FROM users") == []
+
+    def lock(_: int) -> float:
+        started = time.monotonic()
+        storage.user.lock_identity("amazon", "amzn1.account.ANN", "ann@example.com")
+        storage.end_transaction()
+        return time.monotonic() - started
+
+    [waited] = in_threads(SimpleNamespace(done=connections.close_all), 1, lock)
+    assert waited < HOLD_SECONDS
+    # This thread's next request works on a new connection.
+    assert storage.user.get_users_by_email("ann@example.com") == []
+    pk = add_user("ann", "ann@example.com")
+    assert storage.user.get_user(pk).username == "ann"
 
 
 # -- accounts and links -------------------------------------------------------------

@@ -22,23 +22,26 @@ Transactions, as Django runs them:
   second connection to the same database, committed at once, so a request
   rolled back after a wrong password still counted it. On SQLite, one writer
   at a time, a second connection would wait for the request's own write lock:
-  there they go with the request (the library's own views run outside
-  ``ATOMIC_REQUESTS``, so their counts commit at once).
+  there they go with the request, committed when the view answers (a wrong
+  password is an answer, not an error) and lost only when it raises.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import sqlite3
+import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.signals import request_finished
 from django.db import (
     DatabaseError,
     IntegrityError,
@@ -48,8 +51,10 @@ from django.db import (
     router,
     transaction,
 )
+from django.db.backends.signals import connection_created
 from django.db.models import Case, F, Func, Lookup, Max, Q, Value, When
 from django.db.models.functions import Lower
+from django.db.utils import ConnectionDoesNotExist, load_backend
 from social_core.exceptions import AuthAssociationError
 from social_core.storage import (
     AssociationMixin,
@@ -65,7 +70,7 @@ from ..storage_rules import PurgeBefore, Reservation
 from ..text import email_key, storable
 from .models import LinkEvent, PasswordAttempts
 
-__all__ = ["OWN_ALIAS_SUFFIX", "DjangoStorage"]
+__all__ = ["OWN_ALIAS_SUFFIX", "OWN_LOCK_TIMEOUT", "DjangoStorage"]
 
 #: The second connection's alias: the write alias plus this (made from its settings).
 OWN_ALIAS_SUFFIX = "__amazon_link"
@@ -106,6 +111,25 @@ def _finish(conn: Any, *, commit: bool) -> None:
         block.__exit__(DatabaseError, error, None)
 
 
+def _end_request(**_: Any) -> None:
+    """At the end of a request: roll back what this storage left open in this
+    thread (a lock taken, an account added, then the view raised before the
+    link), and close the thread's second connection as Django closes its own."""
+    for conn in connections.all(initialized_only=True):
+        block = _open_blocks.pop(conn, None)
+        if block is not None:
+            # Django closed the connection in its transaction already (its
+            # autocommit was off): the block's end makes it usable again.
+            with suppress(DatabaseError):  # a database gone: nothing to roll back
+                block.__exit__(DatabaseError, DatabaseError("request ended"), None)
+        with suppress(ConnectionDoesNotExist, AttributeError):
+            connections[conn.alias + OWN_ALIAS_SUFFIX].close_if_unusable_or_obsolete()
+
+
+# After Django's own close_old_connections (connected when django.db loads).
+request_finished.connect(_end_request, dispatch_uid="social_amazon_link.django.storage")
+
+
 @contextmanager
 def _writing(conn: Any = None) -> Iterator[Any]:
     """A block whose writes commit at its end, with what this storage's open
@@ -123,30 +147,61 @@ def _writing(conn: Any = None) -> Iterator[Any]:
 
 
 def _own_connection(conn: Any) -> Any:
-    """A second connection to ``conn``'s database, outside its transaction.
+    """This thread's second connection to ``conn``'s database, outside its transaction.
 
-    Its alias is made from ``conn``'s settings the first time, and again when
-    they change (a test pointing ``default`` at another database).
+    Made from ``conn``'s settings, and again when they change (a test run
+    pointing ``default`` at its test database). Its alias is known to this
+    thread's ``connections`` only, not to ``DATABASES``: Django's test runner
+    makes no database for it and ``close_old_connections`` does not see it,
+    so the end of each request closes it here (:func:`_end_request`).
     """
     alias = conn.alias + OWN_ALIAS_SUFFIX
-    source = connections.settings[conn.alias]
-    if connections.settings.get(alias) != source:
-        connections.settings[alias] = dict(source)
-    own = connections[alias]
-    if own.settings_dict != source:  # this thread's, made for an earlier database
-        own.close()
-        del connections[alias]
+    try:
         own = connections[alias]
+    except ConnectionDoesNotExist:
+        own = None
+    if own is not None and own.settings_dict == conn.settings_dict:
+        return own
+    if own is not None:
+        own.close()  # made for an earlier database
+    own = load_backend(conn.settings_dict["ENGINE"]).DatabaseWrapper(
+        copy.deepcopy(conn.settings_dict), alias
+    )
+    connections[alias] = own
     return own
+
+
+#: Seconds the second connection waits for a row lock before giving up (an
+#: ``OperationalError``: 503 ``database_unavailable``). It writes while the
+#: request's own transaction is open and waiting on it: should that
+#: transaction hold a lock the write needs (the user's row ``FOR UPDATE``,
+#: taken by the app), waiting longer would only hang the request.
+OWN_LOCK_TIMEOUT = 5.0
+
+
+def _on_connection_created(sender: Any, connection: Any, **_: Any) -> None:
+    if connection.alias.endswith(OWN_ALIAS_SUFFIX) and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {int(OWN_LOCK_TIMEOUT * 1000)}")
+
+
+connection_created.connect(_on_connection_created, dispatch_uid="social_amazon_link.django")
 
 
 def _counting_connection() -> Any:
     """Where the counts and events are written: committed on their own, even
-    inside the app's transaction (see the module's docstring)."""
+    inside the app's transaction (see the module's docstring).
+
+    Not inside a test of Django's ``TestCase``, which runs each test in a
+    transaction it rolls back: there they stay in it (a second connection
+    would not see the test's accounts, and its rows would outlive the test).
+    """
     conn = _connection()
-    if conn.in_atomic_block and conn.vendor != "sqlite":
-        return _own_connection(conn)
-    return conn
+    if not conn.in_atomic_block or conn.vendor == "sqlite":
+        return conn
+    if getattr(conn.atomic_blocks[0], "_from_testcase", False):
+        return conn
+    return _own_connection(conn)
 
 
 def _lock(conn: Any, names: list[str]) -> None:
@@ -654,23 +709,30 @@ class DjangoLinkEvents(rules.EventLogRules):
 
     @classmethod
     def _add_repeat(cls, row: dict[str, Any], since: datetime, lock_name: str) -> bool:
-        written: list[bool] = []
-
-        def write(alias: str) -> None:
+        def write(alias: str) -> bool:
             _lock(connections[alias], [lock_name])
             rows = LinkEvent.objects.using(alias).filter(
                 user_id=row["user_id"], event=row["event"], detail=row["detail"], created__gte=since
             )
             latest = rows.aggregate(latest=Max("id"))["latest"]
-            counted = 0
-            if latest is not None:
-                counted = rows.filter(id=latest).update(repeats=F("repeats") + 1)
-            written[:] = [not counted]
-            if not counted:
-                LinkEvent.objects.using(alias).create(**row)
+            if latest is not None and rows.filter(id=latest).update(repeats=F("repeats") + 1):
+                return False
+            LinkEvent.objects.using(alias).create(**row)
+            return True
 
-        _write_event(write)
-        return bool(written and written[0])
+        return _write_event(write)
+
+    @classmethod
+    def on_commit(cls, callback: Callable[[], Any]) -> None:
+        """Run ``callback`` once the event this thread wrote last is committed: at
+        once when it is (outside a transaction, or through the second
+        connection), else when the app's transaction commits; never when that
+        transaction rolls back (the event is gone with it)."""
+        alias = getattr(_last_event, "alias", None) or _connection().alias
+        if alias.endswith(OWN_ALIAS_SUFFIX):
+            callback()
+        else:
+            transaction.on_commit(callback, using=alias)
 
     @classmethod
     def for_user(cls, user_id: Any, limit: int = 20) -> list[Any]:
@@ -678,18 +740,27 @@ class DjangoLinkEvents(rules.EventLogRules):
         return list(rows[:limit])
 
 
-def _write_event(write: Any) -> None:
+Written = TypeVar("Written")
+
+#: The connection alias this thread's last event was written on (for ``on_commit``).
+_last_event = threading.local()
+
+
+def _write_event(write: Callable[[str], Written]) -> Written:
     """``write(alias)`` committed on its own; for an account the second
     connection cannot see yet (made in the app's open transaction), with it."""
     conn = _counting_connection()
     try:
         with _writing(conn):
-            write(conn.alias)
+            written = write(conn.alias)
     except IntegrityError:
         if conn is _connection():
             raise
-        with _writing():
-            write(_connection().alias)
+        conn = _connection()
+        with _writing(conn):
+            written = write(conn.alias)
+    _last_event.alias = conn.alias
+    return written
 
 
 # -- the storage --------------------------------------------------------------------
