@@ -293,3 +293,20 @@ def test_the_api_needs_no_csrf_token_but_takes_json_only(serve_app, browser, lwa
     answer = browser.post(f"{app.url}/api/amazon/token", json={"access_token": token})
     assert (answer.status_code, answer.json()["status"]) == (200, "authenticated")
     assert browser.get(f"{app.url}/me").json()["username"] == "GraceHopper"
+
+
+@pytest.mark.django_only
+@pytest.mark.parametrize("how", ["web", "api"])
+def test_max_session_length_applies_to_a_sign_in_with_amazon(serve_app, browser, lwa_emulator, how):
+    # As social_django's own login sets it: the app's setting holds for Amazon too.
+    lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
+    app = serve_app(SOCIAL_AUTH_MAX_SESSION_LENGTH=120)
+    if how == "web":
+        assert sign_in(browser, app, GRACE).json()["username"] == "GraceHopper"
+    else:
+        token = lwa_emulator.mint_token("amzn1.application-oa2-client.0123456789abcdef", GRACE)
+        answer = browser.post(f"{app.url}/api/amazon/token", json={"access_token": token})
+        assert answer.json()["status"] == "authenticated"
+    cookie = next(c for c in browser.cookies if c.name == "sessionid")
+    assert cookie.expires is not None and 100 <= cookie.expires - time.time() <= 125
+    assert browser.get(f"{app.url}/me").json()["username"] == "GraceHopper"
