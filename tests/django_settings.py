@@ -64,7 +64,6 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 SOCIAL_AUTH_STRATEGY = "social_amazon_link.django.strategy.DjangoStrategy"
-SOCIAL_AUTH_USER_MODEL = "django_app.User"
 SOCIAL_AUTH_AMAZON_PIPELINE = _pipelines.AMAZON_PIPELINE
 SOCIAL_AUTH_AMAZON_DISCONNECT_PIPELINE = _pipelines.AMAZON_DISCONNECT_PIPELINE
 SOCIAL_AUTH_LOGIN_REDIRECT_URL = "/me"

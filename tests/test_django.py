@@ -293,3 +293,72 @@ def test_the_api_needs_no_csrf_token_but_takes_json_only(serve_app, browser, lwa
     answer = browser.post(f"{app.url}/api/amazon/token", json={"access_token": token})
     assert (answer.status_code, answer.json()["status"]) == (200, "authenticated")
     assert browser.get(f"{app.url}/me").json()["username"] == "GraceHopper"
+
+
+@pytest.mark.django_only
+@pytest.mark.parametrize("how", ["web", "api"])
+def test_max_session_length_applies_to_a_sign_in_with_amazon(serve_app, browser, lwa_emulator, how):
+    # As social_django's own login sets it: the app's setting holds for Amazon too.
+    lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
+    app = serve_app(SOCIAL_AUTH_MAX_SESSION_LENGTH=120)
+    if how == "web":
+        assert sign_in(browser, app, GRACE).json()["username"] == "GraceHopper"
+    else:
+        token = lwa_emulator.mint_token("amzn1.application-oa2-client.0123456789abcdef", GRACE)
+        answer = browser.post(f"{app.url}/api/amazon/token", json={"access_token": token})
+        assert answer.json()["status"] == "authenticated"
+    cookie = next(c for c in browser.cookies if c.name == "sessionid")
+    assert cookie.expires is not None and 100 <= cookie.expires - time.time() <= 125
+    assert browser.get(f"{app.url}/me").json()["username"] == "GraceHopper"
+
+
+_WITHOUT_FLASK = """
+import importlib, sys
+
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{name} is not installed")
+        return None
+
+BLOCKED = {"flask", "flask_login", "flask_wtf", "social_flask", "sqlalchemy", "werkzeug", "alembic"}
+sys.meta_path.insert(0, Refuse())
+import django
+from django.conf import settings
+module = importlib.import_module("tests.django_settings")
+settings.configure(
+    **{name: getattr(module, name) for name in dir(module) if name.isupper()},
+    SOCIAL_AUTH_AMAZON_KEY="amzn1.application-oa2-client.0123456789abcdef",
+    SOCIAL_AUTH_AMAZON_SECRET="a-secret",
+)
+django.setup()
+for name in (
+    "social_amazon_link.django.urls",
+    "social_amazon_link.django.middleware",
+    "social_amazon_link.django.management.commands.amazon_link_purge",
+):
+    importlib.import_module(name)
+from django.core.management import call_command
+call_command("check")
+print("imported:", sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED))
+"""
+
+
+def test_the_django_integration_needs_neither_flask_nor_sqlalchemy(tmp_path):
+    # What `pip install social-amazon-link[django]` installs: no Flask, no SQLAlchemy.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_FLASK],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "imported: []" in done.stdout
+    assert "System check identified no issues" in done.stdout

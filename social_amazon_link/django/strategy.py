@@ -75,8 +75,26 @@ class DjangoStrategy(SocialDjangoStrategy):
 
     def login_user(self, backend: Any, user: Any, social_user: Any) -> None:
         """Rule 7: ``django.contrib.auth.login`` with the backend's dotted path
-        (which must be in ``AUTHENTICATION_BACKENDS``: the system checks say so)."""
-        login(self._require_request(), user, backend=backend_path(backend))
+        (which must be in ``AUTHENTICATION_BACKENDS``: the system checks say so),
+        the session's lifetime as social_django sets it (``SESSION_EXPIRATION``,
+        ``MAX_SESSION_LENGTH``)."""
+        # Imported here: social_django.utils imports this module (SOCIAL_AUTH_STRATEGY).
+        from social_django.views import get_session_timeout
+
+        request = self._require_request()
+        login(request, user, backend=backend_path(backend))
+        try:
+            longest = int(backend.setting("MAX_SESSION_LENGTH", None))
+        except (TypeError, ValueError):
+            longest = None
+        from_amazon = social_user is not None and backend.setting("SESSION_EXPIRATION", False)
+        expiry = get_session_timeout(
+            social_user, enable_session_expiration=bool(from_amazon), max_session_length=longest
+        )
+        try:
+            request.session.set_expiry(expiry)
+        except OverflowError:
+            request.session.set_expiry(None)
 
 
 def load_strategy(request: Any = None) -> Any:

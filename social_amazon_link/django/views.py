@@ -43,7 +43,7 @@ from ..flow.login import login
 from ..flow.pages import PromptPage, answer_prompt, cancel_prompt, error_page, open_prompt
 from ..flow.paused import end_waiting_prompt, load_backend
 from ..flow.prompts import FORM_EXPIRED
-from ..sqlalchemy_storage import parse_association_id
+from ..storage_rules import parse_association_id
 from .strategy import load_strategy, signed_in_user
 
 __all__ = ["begin", "check_csrf", "complete", "disconnect", "password_prompt", "register_prompt"]
