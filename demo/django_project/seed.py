@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from social_amazon_link.django.storage import DjangoStorage
-
 from demo.seed import LocalUser, seed_into
+from social_amazon_link.django.storage import DjangoStorage
 
 from .models import User
 
