@@ -33,6 +33,10 @@ class Instance:
         self.url = url
         self.process = process
 
+    def start_sign_in(self, browser: requests.Session) -> requests.Response:
+        """The person clicks "Login with Amazon" on this instance (a link on Flask)."""
+        return browser.get(f"{self.url}/login/amazon/", allow_redirects=False)
+
 
 @pytest.fixture
 def instances(database_url: str, lwa_emulator: Any) -> Iterator[tuple[Instance, Instance]]:
