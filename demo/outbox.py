@@ -52,16 +52,15 @@ def send_code(strategy: Any, backend: Any, code: Any, partial_token: str | None)
 
 def send_notice(strategy: Any, user: Any, event: str, details: dict[str, Any]) -> None:
     """``LINK_NOTIFY_FUNCTION``: "email" the notification to each of its recipients."""
-    outbox = current_app.extensions["demo_outbox"]
-    for address in details["recipients"]:
-        outbox.appendleft(
-            Message(
-                to=address,
-                sent=details["when"],
-                subject=details["subject"],
-                text=details["text"],
-            )
-        )
+    current_app.extensions["demo_outbox"].extendleft(notices(details))
+
+
+def notices(details: dict[str, Any]) -> list[Message]:
+    """One message per recipient of a notification (both demos' ``send_notice``)."""
+    return [
+        Message(to=address, sent=details["when"], subject=details["subject"], text=details["text"])
+        for address in details["recipients"]
+    ]
 
 
 @bp.get("/outbox")

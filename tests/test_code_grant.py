@@ -436,7 +436,7 @@ def test_the_demo_takes_its_mobile_clients_codes_and_tokens(site):
     from social_amazon_link.emulator import LWAEmulator
 
     assert (MOBILE_CLIENT_ID, MOBILE_REDIRECT_URI) == (MOBILE, MOBILE_REDIRECT)
-    amazon = LWAEmulator(site.emulator.url)
+    amazon = LWAEmulator(site.emulator_url)
     with requests.Session() as phone:
         demo: Any = SimpleNamespace(url=site.url)  # what post() reads of a Served
         code = sdk_code(amazon, challenge(phone, demo), user_id=ADA_ID)

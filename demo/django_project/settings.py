@@ -128,8 +128,10 @@ _amazon: dict[str, Any] = amazon_settings()
 DEMO_MODE: bool = _amazon.pop("DEMO_MODE")
 globals().update(_amazon)
 if DEMO_MODE:
-    # The seeded accounts without a password get their codes on the Outbox page.
+    # The seeded accounts without a password get their codes on the Outbox page,
+    # and each owner's notices (link, unlink, email change, lockout) go there too.
     SOCIAL_AUTH_EMAIL_VALIDATION_FUNCTION = "demo.django_project.outbox.send_code"
+    SOCIAL_AUTH_AMAZON_LINK_NOTIFY_FUNCTION = "demo.django_project.outbox.send_notice"
 
 # A server error's traceback on the terminal that runs the demo (Django prints
 # none while DEBUG is off); never a request's POST data (sensitive_post_parameters).
