@@ -92,6 +92,9 @@ def claim_new_account(
     storage.lock_identity(backend.name, uid, email)
     if storage.get_social_auth(backend.name, uid, id_key=kwargs.get("id_key", "")) is None:
         return None
+    # Nothing is written under the lock now: let the next one in (on SQLite
+    # it is the whole database's write lock) rather than hold it to the end.
+    backend.end_transaction()
     return match_by_uid(backend, uid, user=None, **_without_user(kwargs))
 
 

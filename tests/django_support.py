@@ -73,9 +73,13 @@ def django_settings_for(database_url: str) -> dict[str, Any]:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": url.database,
             # As configure_sqlite does for the SQLAlchemy storage: WAL (readers
-            # never wait for the writer), a 5 s wait for the write lock.
+            # never wait for the writer). The wait for the write lock is longer
+            # than its 5 s: a Django sign-in writes more (its sessions live in
+            # the database), and SQLite's busy handler retries only every 100 ms
+            # once a writer has waited 300 ms, so of fifty at once on a loaded
+            # machine the oldest can lose to newer ones past 5 s (docs/django.md).
             "OPTIONS": {
-                "timeout": 5,
+                "timeout": 20,
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
         }

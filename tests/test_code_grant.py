@@ -427,6 +427,39 @@ def test_the_code_grant_runs_on_the_neutral_core_alone(database_url, lwa):
         db.close()
 
 
+def test_a_request_that_lost_the_challenge_leaves_its_session_as_it_was(database_url, lwa):
+    # Two requests racing with one cookie read the same session. The one that
+    # finds the challenge taken must not save its copy: it is out of date (and
+    # on Django saving it fails: the winner's sign-in gave the session a new key,
+    # and the loser would answer Django's HTML 400 instead of JSON).
+    import json
+
+    from social_amazon_link.flow import api
+    from tests.plain_integration import Database, PlainStrategy, plain_settings
+
+    db = Database(database_url)
+    try:
+        strategy = PlainStrategy(plain_settings(lwa.url, SOCIAL_AUTH_AMAZON_AUDIENCES=[MOBILE]))
+        issued = json.loads(db.call(api.code_challenge, strategy, {}).text)
+        loser = PlainStrategy(strategy.settings, dict(strategy.session))
+        body = {
+            "code": sdk_code(lwa, issued["code_challenge"]),
+            "client_id": MOBILE,
+            "redirect_uri": MOBILE_REDIRECT,
+        }
+        assert db.call(api.code, strategy.next_request(), body).status == 200
+        before = dict(loser.session)
+
+        with pytest.raises(challenge_module.NoCodeChallenge) as refused:
+            db.call(api.code, loser, body)
+
+        assert refused.value.reason == "used"
+        assert loser.session == before
+        assert token_calls(lwa) == 1
+    finally:
+        db.close()
+
+
 # -- the demo ------------------------------------------------------------------------
 
 

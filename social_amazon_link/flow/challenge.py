@@ -75,19 +75,26 @@ def take_verifier(strategy: Any, backend: Any) -> str:
     ``reason``: ``missing``, ``expired``, or ``used`` (another request took it,
     or a newer challenge replaced it).
     """
-    held = strategy.session_pop(_session_key(backend))
-    if not isinstance(held, dict):
+    held = strategy.session_get(_session_key(backend))
+    if held is None:
         raise NoCodeChallenge("missing")
-    challenge_id, timestamp = held.get("id"), held.get("at")
+    challenge_id = held.get("id") if isinstance(held, dict) else None
+    timestamp = held.get("at") if isinstance(held, dict) else None
     if (
         not isinstance(challenge_id, str)
         or not isinstance(timestamp, int)
         or isinstance(timestamp, bool)
     ):
+        strategy.session_pop(_session_key(backend))
         raise NoCodeChallenge("missing")
     consumed = strategy.storage.nonce.consume(_nonce_scope(backend), timestamp, challenge_id)
     if not consumed:
+        # Another request took it (and removes it from the session it saves),
+        # or a newer challenge replaced it: this request's copy of the session
+        # is out of date, so it is not saved again. On Django, saving it would
+        # even fail: the winner's sign-in gave the session a new key.
         raise NoCodeChallenge("used")
+    strategy.session_pop(_session_key(backend))
     if not 0 <= time.time() - timestamp <= CHALLENGE_LIFETIME:
         raise NoCodeChallenge("expired")
     return _verifier(backend, challenge_id)
