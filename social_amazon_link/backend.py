@@ -39,6 +39,9 @@ __all__ = ["AmazonOAuth2"]
 #: An OAuth2 error code as Amazon sends them (``access_denied``, ...).
 _ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 
+#: A setting the strategy has no value for (None may be one).
+_UNSET: Any = object()
+
 
 class AmazonOAuth2(BaseOAuth2PKCE[Any]):
     """Login with Amazon (OAuth 2 authorization code and client tokens)."""
@@ -87,10 +90,17 @@ class AmazonOAuth2(BaseOAuth2PKCE[Any]):
         ``plain``, which would send the verifier itself through the browser.
         """
         if name == "USE_PKCE":
-            return super().setting("PKCE", True) is not False
+            return self.setting("PKCE", True) is not False
         if name == "PKCE_CODE_CHALLENGE_METHOD":
             return "S256"
-        return super().setting(name, default)
+        # Read once per backend, which lives for one request: a sign-in reads
+        # some settings a dozen times, each a lookup of up to three names.
+        read = self.__dict__.setdefault("_settings_read", {})
+        try:
+            value = read[name]
+        except KeyError:
+            value = read[name] = super().setting(name, _UNSET)
+        return default if value is _UNSET else value
 
     def client_ids(self) -> list[str]:
         """The client ids whose tokens and codes this server takes: ``KEY``, then ``AUDIENCES``."""

@@ -51,9 +51,13 @@ def storable(value: str) -> bool:
     return True
 
 
+#: Unicode's category Cc, all of it: C0, DEL and C1 (fixed by Unicode's stability policy).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def has_control_characters(value: str) -> bool:
     """Whether ``value`` holds a control character (Unicode category Cc, NUL included)."""
-    return any(unicodedata.category(char) == "Cc" for char in value)
+    return _CONTROL.search(value) is not None
 
 
 def plain(value: str) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from social_amazon_link.text import email_key, valid_email
+from social_amazon_link.text import email_key, has_control_characters, valid_email
 from tests.conftest import CLIENT_ID, Served
 from tests.flows import answer_prompt, api_sign_ins_at_once, sign_in
 from tests.forms import first_form
@@ -41,6 +41,18 @@ def _users_by_email(app: Served, email: str) -> list[str]:
 )
 def test_email_key_is_simple_case_folding(one, other):
     assert email_key(one) == email_key(other)
+
+
+def test_control_characters_are_exactly_unicodes_category_cc():
+    import unicodedata
+
+    differ = [
+        hex(point)
+        for point in range(sys.maxunicode + 1)
+        if has_control_characters(chr(point)) != (unicodedata.category(chr(point)) == "Cc")
+    ]
+    assert differ == []
+    assert has_control_characters("Atza|token\u0085") and not has_control_characters("Atza|\u00a0")
 
 
 def test_sharp_s_and_ss_stay_different():

@@ -98,10 +98,22 @@ class DjangoStrategy(SocialDjangoStrategy):
 
 
 def load_strategy(request: Any = None) -> Any:
-    """The strategy ``SOCIAL_AUTH_STRATEGY`` names, bound to ``request`` (social_django's)."""
+    """The strategy ``SOCIAL_AUTH_STRATEGY`` names, bound to ``request`` (social_django's).
+
+    Made once per request and kept as ``request.social_strategy``, where
+    social_django's views keep theirs: the view, its error page and the end
+    of its transaction share one.
+    """
+    if request is not None:
+        made = getattr(request, "social_strategy", None)
+        if made is not None and getattr(made, "request", None) is request:
+            return made
     from social_django.utils import load_strategy as social_load_strategy
 
-    return social_load_strategy(request)  # type: ignore[no-untyped-call]
+    strategy = social_load_strategy(request)  # type: ignore[no-untyped-call]
+    if request is not None:
+        request.social_strategy = strategy
+    return strategy
 
 
 def backend_path(backend: Any) -> str:

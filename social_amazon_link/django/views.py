@@ -137,7 +137,7 @@ def complete(request: HttpRequest, backend: str, *args: Any, **kwargs: Any) -> H
 
 def _bind(request: Any, name: str) -> Any:
     """What social_django's ``psa`` does, with an unknown backend left to our error page."""
-    request.social_strategy = strategy = load_strategy(request)
+    strategy = load_strategy(request)  # kept as request.social_strategy
     request.backend = load_backend(strategy, name)
     return strategy
 
