@@ -94,7 +94,7 @@ def claim_new_account(
         return None
     # Nothing is written under the lock now: let the next one in (on SQLite
     # it is the whole database's write lock) rather than hold it to the end.
-    backend.end_transaction()
+    backend.strategy.storage.end_transaction()
     return match_by_uid(backend, uid, user=None, **_without_user(kwargs))
 
 

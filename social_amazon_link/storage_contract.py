@@ -412,7 +412,9 @@ class Storage(Protocol):
     def end_transaction(self) -> None:
         """Commit the current transaction, if any, keeping loaded objects usable: the
         backend calls it before each call to Amazon, so that no connection,
-        snapshot or lock waits on Amazon."""
+        snapshot or lock waits on Amazon, and ``claim_new_account`` once the
+        identity lock has found the link made meanwhile (its lock is no longer
+        needed)."""
         ...
 
     def purge(
