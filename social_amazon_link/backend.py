@@ -29,6 +29,7 @@ from .errors import (
     AccessDenied,
     AmazonUnavailable,
     ClientMisconfigured,
+    WrongAudience,
 )
 from .lwa import REGIONS, Deadline, LWAClient, Region, check_answer, client_for
 from .sealing import SEALED_TOKENS_KEY, unseal
@@ -287,14 +288,47 @@ class AmazonOAuth2(BaseOAuth2PKCE[Any]):
         }
         with self._sign_in_deadline():
             response = self.request_access_token(self.access_token_url(), data=data)
+            key, _secret = self.get_key_and_secret()
+            if client_id != key:
+                # Its refresh token, if kept (STORE_TOKENS), is refreshed as this client.
+                response = {**response, "client_id": client_id}
             return self.do_auth(response["access_token"], response=response, **kwargs)
 
-    def refresh_token(self, token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    # -- refreshing kept tokens (STORE_TOKENS) ---------------------------------
+
+    def refresh_token(
+        self, token: str, *args: Any, client_id: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """New tokens for a kept refresh token (``social.refresh_token(strategy)``
+        passes ``client_id`` from :meth:`get_refresh_token_kwargs`)."""
         self.end_transaction()
-        return self.lwa.request_token(
-            self.refresh_token_params(token, *args, **kwargs),
+        response = self.lwa.request_token(
+            self.refresh_token_params(token, *args, client_id=client_id, **kwargs),
             url=self.refresh_token_url(),  # type: ignore[no-untyped-call]
         )
+        key, _secret = self.get_key_and_secret()
+        if client_id is not None and client_id != key:
+            response = {**response, "client_id": client_id}
+        return response
+
+    def get_refresh_token_kwargs(self, extra_data: dict[str, Any]) -> dict[str, Any]:
+        """What ``social.refresh_token(strategy)`` passes on: the client a mobile
+        app's code grant got the tokens for, when it is not ``KEY``."""
+        client_id = extra_data.get("client_id")
+        return {"client_id": client_id} if isinstance(client_id, str) and client_id else {}
+
+    def refresh_token_params(
+        self, token: str, *args: Any, client_id: str | None = None, **kwargs: Any
+    ) -> dict[str, str]:
+        """``KEY`` and ``SECRET``; for tokens a public client (one of ``AUDIENCES``)
+        got, its client id alone: Amazon refuses a secret that is not the client's."""
+        key, _secret = self.get_key_and_secret()
+        if client_id is None or client_id == key:
+            params: dict[str, str] = super().refresh_token_params(token, *args, **kwargs)
+            return params
+        if client_id not in self.client_ids():
+            raise WrongAudience(backend=self, reason="client_id_not_accepted", stage="refresh")
+        return {"refresh_token": token, "grant_type": "refresh_token", "client_id": client_id}
 
     # -- profile -------------------------------------------------------------
 
@@ -340,6 +374,10 @@ class AmazonOAuth2(BaseOAuth2PKCE[Any]):
         if not store_tokens:
             for key in ("access_token", "refresh_token", "token_type"):
                 data.pop(key, None)
+        elif data.get("refresh_token"):
+            # The client the refresh token is for: a mobile app's (its code
+            # grant, :meth:`complete_code_grant`), or None for KEY's.
+            data["client_id"] = response.get("client_id")
         return data
 
     def get_user_details(self, response: dict[str, Any]) -> dict[str, Any]:

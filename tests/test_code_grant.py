@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
+from social_amazon_link.errors import WrongAudience
 from social_amazon_link.flow import challenge as challenge_module
 from social_amazon_link.settings import AmazonSettingsError, check_settings
 from tests.conftest import CLIENT_ID, Served
@@ -173,6 +174,35 @@ def test_the_code_grant_pauses_on_the_password_and_keeps_the_sealed_refresh_toke
     assert done.json()["status"] == "authenticated"
     assert app.links() == [(grace, GRACE)]
     assert str(extra_data(app)["refresh_token"]).startswith("Atzr|")
+
+
+def test_a_mobile_apps_kept_refresh_token_is_refreshed_as_that_app(serve_app, lwa, phone):
+    app = serve_app(SOCIAL_AUTH_AMAZON_AUDIENCES=[MOBILE], SOCIAL_AUTH_AMAZON_STORE_TOKENS=True)
+    assert send_code(phone, app, sdk_code(lwa, challenge(phone, app))).json()["status"] == (
+        "authenticated"
+    )
+    kept = extra_data(app)
+    assert (kept["client_id"], kept["refresh_token"][:5]) == (MOBILE, "Atzr|")
+
+    # The emulator refuses a public client's refresh that carries a secret
+    # (invalid_client): KEY's SECRET must not go with it.
+    with app.backend() as backend:
+        social = backend.strategy.storage.user.get_social_auth("amazon", GRACE)
+        social.refresh_token(backend.strategy)
+
+    refreshed = extra_data(app)
+    assert refreshed["client_id"] == MOBILE
+    assert refreshed["refresh_token"].startswith("Atzr|")
+    assert refreshed["access_token"] not in (kept["access_token"], None)
+    assert lwa.stats()["requests"]["token"] == 2
+
+
+def test_a_refresh_token_of_a_client_no_longer_accepted_is_not_sent(serve_app, lwa):
+    # A link made through MOBILE, after the app dropped it from AUDIENCES.
+    app = serve_app(SOCIAL_AUTH_AMAZON_STORE_TOKENS=True)
+    with app.backend() as backend, pytest.raises(WrongAudience):
+        backend.refresh_token("Atzr|kept-for-mobile", client_id=MOBILE)
+    assert lwa.stats()["requests"].get("token", 0) == 0
 
 
 # -- refused before Amazon is called ---------------------------------------------

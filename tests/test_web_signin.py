@@ -328,6 +328,17 @@ def test_store_tokens_keeps_them_for_apps_that_call_amazon(serve_app, browser, a
     assert data["access_token"].startswith("Atza|")
     assert data["refresh_token"].startswith("Atzr|")
     assert data["token_type"] == "bearer"
+    assert data["client_id"] is None  # the refresh token is KEY's
+
+    # social-core's refresh, as an app calls it: KEY and SECRET (the emulator
+    # refuses a confidential client's refresh without its secret).
+    with app.backend() as backend:
+        social = backend.strategy.storage.user.get_social_auth("amazon", ada)
+        social.refresh_token(backend.strategy)
+    refreshed = extra_data(app)
+    assert refreshed["refresh_token"].startswith("Atzr|")
+    assert refreshed["access_token"] not in (data["access_token"], None)
+    assert refreshed["client_id"] is None
 
 
 @contextmanager
