@@ -170,7 +170,7 @@ class DjangoServed(Served):
         for name in [k for k, v in settings.items() if v is None]:
             if hasattr(django_settings, name):
                 delattr(django_settings, name)
-        self._engine = create_engine(database_url)
+        self._engine = create_engine(database_url, pool_pre_ping=True)
         super().__init__(WSGIHandler())
 
     def close(self) -> None:

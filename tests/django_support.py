@@ -182,6 +182,12 @@ def migrated_copy(database_url: str) -> None:
     _run_on_server(server, f'CREATE DATABASE "{url.database}" TEMPLATE "{template}"')
 
 
+def forget_server(database_url: str) -> None:
+    """Forget the template made on ``database_url``'s server: a server a test
+    owns and removes (a later one may get its port)."""
+    _templates.pop(make_url(database_url).set(database="postgres").render_as_string(False), None)
+
+
 @contextmanager
 def django_database(database_url: str) -> Iterator[str]:
     """Django set up, its ``default`` database this test's own, migrated; closed after."""

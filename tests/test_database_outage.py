@@ -6,6 +6,12 @@ code on the web), logs one line and no traceback, and writes nothing half;
 once it is back, the first requests all succeed, without a restart of the app.
 The test owns its server (``pg_ctl stop -m immediate``: every connection cut at
 once, as in a crash), apart from the one the rest of the suite shares.
+
+On Flask and on Django. Django's own middleware reads nothing before our
+views (its session and ``request.user`` are lazy: the first read is ours,
+inside the view) and saves no session on a 5xx answer; what fails before
+our views (``CSRF_USE_SESSIONS``, a middleware of the app's reading
+``request.user``) is the app's 500, as its own pages' failures are.
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import create_engine, exc, text
+from social_amazon_link.pipelines import AMAZON_PIPELINE
+from sqlalchemy import create_engine, exc, make_url, text
 
 from demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, amazon_settings
 from demo import create_app as create_demo
@@ -28,7 +36,7 @@ from demo.seed import KATHERINE_ID, seed
 from social_amazon_link.errors import error_status
 from social_amazon_link.sqlalchemy_storage import SQLAlchemyStorage
 from tests import sample_app
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, Served
+from tests.conftest import CLIENT_ID, CLIENT_SECRET, DjangoServed, Served, emulator_settings
 from tests.flows import consent, start_sign_in
 from tests.postgres import PostgresServer
 
@@ -50,23 +58,50 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-def app(postgres: PostgresServer, lwa_emulator: Any) -> Iterator[Served]:
-    """The sample app on that server, with the engine settings docs/database.md asks for."""
+def start_app(
+    framework: str, postgres: PostgresServer, lwa_emulator: Any
+) -> Iterator[Callable[..., Served]]:
+    """``start(**settings)``: the sample app on that server, Flask's with the
+    engine settings docs/database.md asks for, or Django's on a migrated
+    database of the server; closed after the test."""
     lwa_emulator.add_identity(GRACE, "Grace Hopper", "grace@example.com")
     lwa_emulator.add_identity(ADA, "Ada Lovelace", "ada@example.com")
-    config = {
-        "SOCIAL_AUTH_AMAZON_KEY": CLIENT_ID,
-        "SOCIAL_AUTH_AMAZON_SECRET": CLIENT_SECRET,
-        "SOCIAL_AUTH_AMAZON_AUTHORIZATION_URL": f"{lwa_emulator.url}/ap/oa",
-        "SOCIAL_AUTH_AMAZON_API_URL": lwa_emulator.url,
-    }
-    served = Served(sample_app.create_app(postgres.url, config, {"pool_pre_ping": True}))
-    lwa_emulator.add_client(
-        CLIENT_ID, CLIENT_SECRET, redirect_uris=[f"{served.url}/complete/amazon/"]
-    )
-    yield served
-    served.close()
-    served.app.extensions["test_engine"].dispose()
+    with ExitStack() as cleanup:
+
+        def start(**settings: Any) -> Served:
+            config = {**emulator_settings(lwa_emulator), **settings}
+            served: Served
+            if framework == "django":
+                url = cleanup.enter_context(outage_django_database(postgres))
+                served = DjangoServed(url, config)
+            else:
+                options = {"pool_pre_ping": True}
+                served = Served(sample_app.create_app(postgres.url, config, options))
+            cleanup.callback(served.close)
+            lwa_emulator.add_client(
+                CLIENT_ID, CLIENT_SECRET, redirect_uris=[f"{served.url}/complete/amazon/"]
+            )
+            return served
+
+        yield start
+
+
+@pytest.fixture
+def app(start_app: Callable[..., Served]) -> Served:
+    return start_app()
+
+
+@contextmanager
+def outage_django_database(postgres: PostgresServer) -> Iterator[str]:
+    """Django's ``default`` database a migrated one of its own on the test's server."""
+    from tests.django_support import django_database, forget_server
+
+    url = make_url(postgres.url).set(database="app").render_as_string(hide_password=False)
+    try:
+        with django_database(url):
+            yield url
+    finally:
+        forget_server(url)
 
 
 def signed_in(app: Served, username: str, email: str) -> requests.Session:
@@ -106,11 +141,20 @@ def state(app: Served) -> dict[str, list[tuple[Any, ...]]]:
         "events": "SELECT event, user_id, amazon_user_id FROM amazon_link_events",
         "attempts": "SELECT user_id, failures FROM amazon_link_password_attempts",
     }
+    if app.framework == "django":
+        # Django's sessions live in the database too (the signed-in user's):
+        # no request of the outage writes one.
+        tables["sessions"] = "SELECT session_key, session_data FROM django_session"
     return {name: sorted(tuple(row) for row in app.query(sql)) for name, sql in tables.items()}
 
 
 def warnings_and_worse(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def library_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """What the library logged (its logger, ``social_amazon_link``), warnings and worse."""
+    return [r for r in warnings_and_worse(caplog) if r.name == "social_amazon_link"]
 
 
 def test_while_the_database_is_down_every_request_answers_503_and_nothing_is_half_written(
@@ -123,6 +167,7 @@ def test_while_the_database_is_down_every_request_answers_503_and_nothing_is_hal
     assert token_sign_in(phone, app, lwa_emulator, GRACE).json()["status"] == "authenticated"
     anonymous = requests.Session()
     callback = consent(anonymous, start_sign_in(anonymous, app), GRACE, "allow")
+    unlink_form = {"csrf_token": alan.get(f"{app.url}/csrf-token").json()["csrf_token"]}
     before = state(app)
 
     # A first sign-in in flight when the database stops: Amazon is still
@@ -147,20 +192,28 @@ def test_while_the_database_is_down_every_request_answers_503_and_nothing_is_hal
     # loader fails before the view runs).
     assert_api_unavailable(token_sign_in(phone, app, lwa_emulator, GRACE))
     assert_api_unavailable(token_sign_in(alan, app, lwa_emulator, GRACE))
-    # The web: a sign-in's start (its OAuth2 state is stored), Amazon's
-    # redirect back (social-core's pipeline), a signed-in start of a link
-    # (the user loader), an unlink, the password prompt.
-    assert_page_unavailable(requests.get(f"{app.url}/login/amazon/", allow_redirects=False))
+    # The web: a sign-in's start (its OAuth2 state is stored; on Django a
+    # POST with the CSRF token), Amazon's redirect back (social-core's
+    # pipeline), a signed-in start of a link (the user loader; on Django,
+    # the session and the user read inside the view, and not again by the
+    # error page), an unlink, the password prompt.
+    assert_page_unavailable(app.start_sign_in(requests.Session()))
     assert_page_unavailable(anonymous.get(callback))
-    assert_page_unavailable(alan.get(f"{app.url}/login/amazon/", allow_redirects=False))
-    assert_page_unavailable(alan.post(f"{app.url}/disconnect/amazon/", data={}))
+    assert_page_unavailable(app.start_sign_in(alan))
+    assert_page_unavailable(alan.post(f"{app.url}/disconnect/amazon/", data=unlink_form))
     assert_page_unavailable(alan.get(f"{app.url}/link/amazon/password?partial_token=abc"))
     failures = 8
 
-    logged = warnings_and_worse(caplog)
+    # The library's own lines: Django's ``django.request`` logger adds one
+    # line of its own for every 5xx response ("Service Unavailable: /path",
+    # no traceback), whoever answered it.
+    logged = library_lines(caplog)
     assert [r.getMessage() for r in logged if "database_unavailable" not in r.getMessage()] == []
     assert len(logged) == failures
-    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in logged)
+    assert all("\n" not in r.getMessage() for r in logged)
+    # No traceback, from any logger (Werkzeug's own writes its into the message).
+    assert [r for r in caplog.records if r.exc_info] == []
+    assert "Traceback" not in caplog.text
     text_logged = caplog.text
     for secret in (CLIENT_SECRET, PASSWORD, "Atza|", "SELECT", "postgres@"):
         assert secret not in text_logged
@@ -182,10 +235,49 @@ def test_the_session_is_clean_for_the_next_request(app, postgres, lwa_emulator):
     app.link(grace_id, GRACE)
     alan = signed_in(app, "alan", "alan@example.com")
     postgres.stop("immediate")
-    assert_page_unavailable(alan.get(f"{app.url}/login/amazon/", allow_redirects=False))
+    assert_page_unavailable(app.start_sign_in(alan))
     postgres.start()
     assert alan.get(f"{app.url}/me").json()["username"] == "alan"
     assert token_sign_in(alan, app, lwa_emulator, GRACE).status_code == 409  # linked to grace
+
+
+#: The server :func:`crash_the_database` stops, when a test arms it.
+_CRASHING: list[PostgresServer] = []
+
+
+def crash_the_database(*args: Any, **kwargs: Any) -> None:
+    """A pipeline step of the test's: the database server crashes here."""
+    if _CRASHING:
+        _CRASHING.pop().stop("immediate")
+
+
+def test_a_crash_while_a_first_sign_in_holds_the_identity_lock_writes_nothing(
+    start_app, postgres, lwa_emulator, caplog
+):
+    # Right after the identity lock (no account has Ada's email: the storage
+    # opened its transaction and locked), the server goes: the next query
+    # (the username check of the new account) fails outside any write of
+    # the storage's own, with its transaction still open.
+    steps = list(AMAZON_PIPELINE)
+    steps.insert(
+        steps.index("social_amazon_link.pipelines.match_by_email_require_password") + 1,
+        f"{__name__}.crash_the_database",
+    )
+    app = start_app(SOCIAL_AUTH_AMAZON_PIPELINE=tuple(steps))
+    before = state(app)
+    _CRASHING.append(postgres)
+    caplog.set_level(logging.INFO)
+    assert_api_unavailable(token_sign_in(requests.Session(), app, lwa_emulator, ADA))
+    assert _CRASHING == []  # the step ran
+    (logged,) = library_lines(caplog)  # the reason: the driver's error class
+    assert logged.getMessage().startswith("Login with Amazon (API) failed: database_unavailable (")
+    assert [r for r in caplog.records if r.exc_info] == []
+    assert "Traceback" not in caplog.text
+
+    postgres.start()
+    assert state(app) == before
+    assert token_sign_in(requests.Session(), app, lwa_emulator, ADA).json()["new_user"] is True
+    assert [row[1] for row in app.links()] == [ADA]
 
 
 # -- the demo ------------------------------------------------------------------

@@ -21,7 +21,7 @@ from social_core.exceptions import SocialAuthBaseException
 from ..flow import api
 from ..flow.paused import load_backend
 from .strategy import load_strategy
-from .views import end_transaction
+from .views import database_outage, end_transaction
 
 __all__ = ["endpoint", "not_found"]
 
@@ -44,7 +44,7 @@ def endpoint(call: Endpoint) -> Callable[[HttpRequest], HttpResponse]:
         except SocialAuthBaseException as error:
             answer = api.error_answer(error)
         except Exception as error:
-            unavailable = load_strategy(request).storage.database_unavailable(error)
+            unavailable = database_outage(request, error)
             if unavailable is not None:
                 answer = api.error_answer(unavailable)
             else:

@@ -803,6 +803,15 @@ class DjangoStorage(rules.StorageRules):
         _finish(_connection(), commit=True)
 
     @classmethod
+    def abandon_transaction(cls) -> None:
+        """Roll back the transaction this storage opened, on a database out of
+        reach: nothing of it is written, and the request's connection is left
+        usable (or closed, when the server is gone) for the next one. The app's
+        own transaction is the app's to end."""
+        with suppress(DatabaseError):  # a connection gone: nothing to roll back
+            _finish(_connection(), commit=False)
+
+    @classmethod
     def _purge(cls, before: PurgeBefore) -> dict[str, int]:
         with _writing():
             counts = {

@@ -26,6 +26,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
@@ -38,7 +39,7 @@ from social_core.actions import do_auth, do_complete
 from social_core.exceptions import SocialAuthBaseException
 from social_django import views as social_views
 
-from ..errors import InvalidRequest
+from ..errors import DatabaseUnavailable, InvalidRequest
 from ..flow.login import login
 from ..flow.pages import PromptPage, answer_prompt, cancel_prompt, error_page, open_prompt
 from ..flow.paused import end_waiting_prompt, load_backend
@@ -46,7 +47,15 @@ from ..flow.prompts import FORM_EXPIRED
 from ..storage_rules import parse_association_id
 from .strategy import load_strategy, signed_in_user
 
-__all__ = ["begin", "check_csrf", "complete", "disconnect", "password_prompt", "register_prompt"]
+__all__ = [
+    "begin",
+    "check_csrf",
+    "complete",
+    "database_outage",
+    "disconnect",
+    "password_prompt",
+    "register_prompt",
+]
 
 View = Callable[..., HttpResponse]
 
@@ -61,7 +70,7 @@ def amazon_errors(view: View) -> View:
         except SocialAuthBaseException as error:
             response = error_response(request, error)
         except Exception as error:
-            unavailable = load_strategy(request).storage.database_unavailable(error)
+            unavailable = database_outage(request, error)
             if unavailable is None:
                 raise
             response = error_response(request, unavailable)
@@ -69,6 +78,23 @@ def amazon_errors(view: View) -> View:
         return response
 
     return wrapper
+
+
+def database_outage(request: HttpRequest, error: BaseException) -> DatabaseUnavailable | None:
+    """``database_unavailable`` when ``error`` says the database is out of reach, else None.
+
+    Before answering, the request lets go of the database, as on Flask: what
+    the storage opened is rolled back (nothing half-written), and the person
+    counts as signed out for the rest of it, so that the error page, or the
+    app's layout around it, does not read Django's session or the user again
+    (a second failure there would be Django's own 500, with its traceback).
+    """
+    storage = load_strategy(request).storage
+    unavailable: DatabaseUnavailable | None = storage.database_unavailable(error)
+    if unavailable is not None:
+        storage.abandon_transaction()
+        request.user = AnonymousUser()
+    return unavailable
 
 
 def end_transaction(request: HttpRequest) -> None:
