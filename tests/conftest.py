@@ -27,11 +27,15 @@ class Served:
 
     framework = "flask"
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", *, tls: bool = False) -> None:
+    def __init__(
+        self, app: Any, host: str = "127.0.0.1", *, tls: bool = False, threaded: bool = True
+    ) -> None:
         """``host``: the address to listen on; ``tls``: over HTTPS, with a
-        certificate made up on the spot (clients pass ``verify=False``)."""
+        certificate made up on the spot (clients pass ``verify=False``);
+        ``threaded=False``: one thread serves every request, one after another."""
         self.app = app
-        self.server = make_server(host, 0, app, threaded=True, ssl_context="adhoc" if tls else None)
+        ssl_context = "adhoc" if tls else None
+        self.server = make_server(host, 0, app, threaded=threaded, ssl_context=ssl_context)
         shown = f"[{host}]" if ":" in host else host
         self.url = f"{'https' if tls else 'http'}://{shown}:{self.server.server_port}"
         self.thread = threading.Thread(
@@ -160,7 +164,7 @@ class DjangoServed(Served):
 
     framework = "django"
 
-    def __init__(self, database_url: str, settings: dict[str, Any]) -> None:
+    def __init__(self, database_url: str, settings: dict[str, Any], threaded: bool = True) -> None:
         from django.conf import settings as django_settings
         from django.core.handlers.wsgi import WSGIHandler
         from django.test.utils import override_settings
@@ -171,7 +175,7 @@ class DjangoServed(Served):
             if hasattr(django_settings, name):
                 delattr(django_settings, name)
         self._engine = create_engine(database_url, pool_pre_ping=True)
-        super().__init__(WSGIHandler())
+        super().__init__(WSGIHandler(), threaded=threaded)
 
     def close(self) -> None:
         super().close()
