@@ -267,19 +267,22 @@ def crash_the_database(*args: Any, **kwargs: Any) -> None:
         _CRASHING.pop().stop("immediate")
 
 
+def crashing_pipeline() -> tuple[str, ...]:
+    """The pipeline, the server crashing right after the identity lock of a
+    first sign-in (no account has the email: match_by_email_require_password
+    opened the storage's transaction and locked)."""
+    steps = list(AMAZON_PIPELINE)
+    after = steps.index("social_amazon_link.pipelines.match_by_email_require_password")
+    steps.insert(after + 1, f"{__name__}.crash_the_database")
+    return tuple(steps)
+
+
 def test_a_crash_while_a_first_sign_in_holds_the_identity_lock_writes_nothing(
     start_app, postgres, lwa_emulator, caplog
 ):
-    # Right after the identity lock (no account has Ada's email: the storage
-    # opened its transaction and locked), the server goes: the next query
-    # (the username check of the new account) fails outside any write of
-    # the storage's own, with its transaction still open.
-    steps = list(AMAZON_PIPELINE)
-    steps.insert(
-        steps.index("social_amazon_link.pipelines.match_by_email_require_password") + 1,
-        f"{__name__}.crash_the_database",
-    )
-    app = start_app(SOCIAL_AUTH_AMAZON_PIPELINE=tuple(steps))
+    # The next query after the crash (the new account's username check)
+    # fails outside any write of the storage's, its transaction still open.
+    app = start_app(SOCIAL_AUTH_AMAZON_PIPELINE=crashing_pipeline())
     before = state(app)
     _CRASHING.append(postgres)
     caplog.set_level(logging.INFO)
@@ -418,3 +421,35 @@ def test_only_errors_of_reach_map_to_database_unavailable(tmp_path):
     # Neither the statement nor the driver's message reaches the error's text.
     assert "CREATE" not in str(unavailable) and "locked" not in str(unavailable)
     assert SQLAlchemyStorage.database_unavailable(ValueError("database is locked")) is None
+
+
+@pytest.mark.django_only
+def test_a_crash_under_atomic_requests_rolls_back_the_requests_transaction(
+    start_app, postgres, lwa_emulator, caplog
+):
+    # ATOMIC_REQUESTS: Django runs each view in a transaction, opened before
+    # the view (with the database gone already, that is Django's own 500, the
+    # app's: none of our code runs) and committed once the view answers. The
+    # server crashing during our view, our 503 marks that transaction for
+    # rollback: Django's commit on the dead connection would make it a 500.
+    from django.db import connections
+
+    app = start_app(SOCIAL_AUTH_AMAZON_PIPELINE=crashing_pipeline())
+    connections.settings["default"]["ATOMIC_REQUESTS"] = True
+    browser = requests.Session()
+    callback = consent(browser, start_sign_in(browser, app), ADA, "allow")
+    before = state(app)
+    caplog.set_level(logging.INFO)
+    _CRASHING.append(postgres)
+    assert_page_unavailable(browser.get(callback))
+    postgres.start()
+    _CRASHING.append(postgres)
+    assert_api_unavailable(token_sign_in(requests.Session(), app, lwa_emulator, ADA))
+    assert _CRASHING == []
+    assert len(library_lines(caplog)) == 2
+    assert [r for r in caplog.records if r.exc_info] == []
+    assert "Traceback" not in caplog.text
+
+    postgres.start()
+    assert state(app) == before
+    assert token_sign_in(requests.Session(), app, lwa_emulator, ADA).json()["new_user"] is True

@@ -804,12 +804,19 @@ class DjangoStorage(rules.StorageRules):
 
     @classmethod
     def abandon_transaction(cls) -> None:
-        """Roll back the transaction this storage opened, on a database out of
-        reach: nothing of it is written, and the request's connection is left
-        usable (or closed, when the server is gone) for the next one. The app's
-        own transaction is the app's to end."""
+        """On a database out of reach: roll back the transaction this storage
+        opened (nothing of it is written; the connection is left usable, or
+        closed when the server is gone), and end the app's own by closing the
+        connection (``ATOMIC_REQUESTS``: Django ends it once the view answers,
+        and its commit, or its rollback and reconnect, on a database that is
+        gone raise: Django's 500 in place of our 503). Closed inside it, the
+        transaction is rolled back, and Django's end of it skips both."""
+        conn = _connection()
         with suppress(DatabaseError):  # a connection gone: nothing to roll back
-            _finish(_connection(), commit=False)
+            _finish(conn, commit=False)
+        if conn.in_atomic_block:
+            with suppress(DatabaseError):
+                conn.close()
 
     @classmethod
     def _purge(cls, before: PurgeBefore) -> dict[str, int]:
