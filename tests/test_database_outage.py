@@ -299,7 +299,45 @@ def test_a_crash_while_a_first_sign_in_holds_the_identity_lock_writes_nothing(
     assert [row[1] for row in app.links()] == [ADA]
 
 
+@pytest.mark.django_only
+def test_a_crash_under_atomic_requests_rolls_back_the_requests_transaction(
+    start_app, postgres, lwa_emulator, caplog
+):
+    # ATOMIC_REQUESTS: Django runs each view in a transaction, opened before
+    # the view (with the database gone already, that is Django's own 500, the
+    # app's: none of our code runs) and ended once the view answers. The
+    # server crashing during our view, our 503 ends that transaction first,
+    # closing its connection: Django's commit on the dead connection (or its
+    # rollback, then a reconnect) would make the answer its own 500.
+    from django.db import connections
+
+    app = start_app(SOCIAL_AUTH_AMAZON_PIPELINE=crashing_pipeline())
+    connections.settings["default"]["ATOMIC_REQUESTS"] = True
+    browser = requests.Session()
+    callback = consent(browser, start_sign_in(browser, app), ADA, "allow")
+    before = state(app)
+    caplog.set_level(logging.INFO)
+    _CRASHING.append(postgres)
+    assert_page_unavailable(browser.get(callback))
+    postgres.start()
+    _CRASHING.append(postgres)
+    assert_api_unavailable(token_sign_in(requests.Session(), app, lwa_emulator, ADA))
+    assert _CRASHING == []
+    assert len(library_lines(caplog)) == 2
+    assert [r for r in caplog.records if r.exc_info] == []
+    assert "Traceback" not in caplog.text
+
+    postgres.start()
+    assert state(app) == before
+    assert token_sign_in(requests.Session(), app, lwa_emulator, ADA).json()["new_user"] is True
+
+
 # -- the demo ------------------------------------------------------------------
+# The Flask demo, in this process. The Django demo runs in a process of its
+# own (python -m demo --framework django), on Django's default CONN_MAX_AGE=0
+# (no pooled connection to go stale: the persistent-connection case is
+# test_one_worker_thread_serves_the_next_requests_after_an_outage), and its
+# own pages have no outage page of their own to check.
 
 
 def make_demo(postgres: PostgresServer, lwa: Any) -> Served:
@@ -421,35 +459,3 @@ def test_only_errors_of_reach_map_to_database_unavailable(tmp_path):
     # Neither the statement nor the driver's message reaches the error's text.
     assert "CREATE" not in str(unavailable) and "locked" not in str(unavailable)
     assert SQLAlchemyStorage.database_unavailable(ValueError("database is locked")) is None
-
-
-@pytest.mark.django_only
-def test_a_crash_under_atomic_requests_rolls_back_the_requests_transaction(
-    start_app, postgres, lwa_emulator, caplog
-):
-    # ATOMIC_REQUESTS: Django runs each view in a transaction, opened before
-    # the view (with the database gone already, that is Django's own 500, the
-    # app's: none of our code runs) and committed once the view answers. The
-    # server crashing during our view, our 503 marks that transaction for
-    # rollback: Django's commit on the dead connection would make it a 500.
-    from django.db import connections
-
-    app = start_app(SOCIAL_AUTH_AMAZON_PIPELINE=crashing_pipeline())
-    connections.settings["default"]["ATOMIC_REQUESTS"] = True
-    browser = requests.Session()
-    callback = consent(browser, start_sign_in(browser, app), ADA, "allow")
-    before = state(app)
-    caplog.set_level(logging.INFO)
-    _CRASHING.append(postgres)
-    assert_page_unavailable(browser.get(callback))
-    postgres.start()
-    _CRASHING.append(postgres)
-    assert_api_unavailable(token_sign_in(requests.Session(), app, lwa_emulator, ADA))
-    assert _CRASHING == []
-    assert len(library_lines(caplog)) == 2
-    assert [r for r in caplog.records if r.exc_info] == []
-    assert "Traceback" not in caplog.text
-
-    postgres.start()
-    assert state(app) == before
-    assert token_sign_in(requests.Session(), app, lwa_emulator, ADA).json()["new_user"] is True
