@@ -92,7 +92,10 @@ def database_outage(request: HttpRequest, error: BaseException) -> DatabaseUnava
     storage = load_strategy(request).storage
     unavailable: DatabaseUnavailable | None = storage.database_unavailable(error)
     if unavailable is not None:
-        storage.abandon_transaction()
+        # DjangoStorage's; another storage an app brings may not have it.
+        abandon = getattr(storage, "abandon_transaction", None)
+        if callable(abandon):
+            abandon()
         request.user = AnonymousUser()
     return unavailable
 
