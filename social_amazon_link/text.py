@@ -36,6 +36,8 @@ _LOCAL_PART = re.compile(_ATOM + r"(?:\." + _ATOM + ")*")
 #: Longest local part and domain label (RFC 5321 section 4.5.3.1, RFC 1035).
 _LOCAL_PART_MAX_LENGTH = 64
 _LABEL_MAX_LENGTH = 63
+#: Unicode's category Cc, all of it: C0, DEL and C1 (fixed by Unicode's stability policy).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: A control character (Unicode category Cc, NUL included) or a lone surrogate.
 _CONTROL_OR_SURROGATE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
@@ -49,10 +51,6 @@ def storable(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-#: Unicode's category Cc, all of it: C0, DEL and C1 (fixed by Unicode's stability policy).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def has_control_characters(value: str) -> bool:
@@ -76,7 +74,7 @@ def one_line(value: str) -> str:
     """``value`` on one line, storable: control characters as spaces, runs of
     spaces as one, what UTF-8 cannot encode (a lone surrogate) as ``?``."""
     value = value.encode("utf-8", "replace").decode("utf-8")
-    return " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in value).split())
+    return " ".join(_CONTROL.sub(" ", value).split())
 
 
 def valid_email(value: str) -> bool:
