@@ -288,8 +288,7 @@ class AmazonOAuth2(BaseOAuth2PKCE[Any]):
         }
         with self._sign_in_deadline():
             response = self.request_access_token(self.access_token_url(), data=data)
-            key, _secret = self.get_key_and_secret()
-            if client_id != key:
+            if self._other_client(client_id):
                 # Its refresh token, if kept (STORE_TOKENS), is refreshed as this client.
                 response = {**response, "client_id": client_id}
             return self.do_auth(response["access_token"], response=response, **kwargs)
@@ -306,10 +305,15 @@ class AmazonOAuth2(BaseOAuth2PKCE[Any]):
             self.refresh_token_params(token, *args, client_id=client_id, **kwargs),
             url=self.refresh_token_url(),  # type: ignore[no-untyped-call]
         )
-        key, _secret = self.get_key_and_secret()
-        if client_id is not None and client_id != key:
+        if self._other_client(client_id):
             response = {**response, "client_id": client_id}
         return response
+
+    def _other_client(self, client_id: str | None) -> bool:
+        """Whether tokens for ``client_id`` are another client's than ``KEY``'s (a
+        mobile app's, through its code grant): refreshed as that client."""
+        key, _secret = self.get_key_and_secret()
+        return client_id is not None and client_id != key
 
     def get_refresh_token_kwargs(self, extra_data: dict[str, Any]) -> dict[str, Any]:
         """What ``social.refresh_token(strategy)`` passes on: the client a mobile
@@ -322,8 +326,7 @@ class AmazonOAuth2(BaseOAuth2PKCE[Any]):
     ) -> dict[str, str]:
         """``KEY`` and ``SECRET``; for tokens a public client (one of ``AUDIENCES``)
         got, its client id alone: Amazon refuses a secret that is not the client's."""
-        key, _secret = self.get_key_and_secret()
-        if client_id is None or client_id == key:
+        if not self._other_client(client_id):
             params: dict[str, str] = super().refresh_token_params(token, *args, **kwargs)
             return params
         if client_id not in self.client_ids():
