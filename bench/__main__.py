@@ -41,6 +41,7 @@ from .signins import (
     floor_mobile,
     floor_web,
     mobile_signins,
+    side_figures,
     web_signins,
 )
 from .stock import point_at
@@ -151,13 +152,7 @@ def _flask_side(
     finally:
         point_at(network.api_url)
         direct.close()
-    return {
-        "mobile": mobile.summary(),
-        "web": web.summary(),
-        "new_user": new_user.summary(),
-        "cpu_hot_ms": cpu_hot.ms,
-        "cpu_hot": cpu_hot.summary(),
-    }
+    return side_figures(mobile, web, new_user, cpu_hot)
 
 
 def _django_side(

@@ -19,7 +19,7 @@ from typing import Any
 from social_amazon_link.emulator import LWAEmulator
 
 from .django_apps import DjangoBenchApp, configure, migrate
-from .signins import cpu_per_signin, mobile_signins, web_signins
+from .signins import cpu_per_signin, mobile_signins, side_figures, web_signins
 from .stock import point_at
 
 
@@ -77,13 +77,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     finally:
         app.close()
         network.control.close()
-    return {
-        "mobile": mobile.summary(),
-        "web": web.summary(),
-        "new_user": new_user.summary(),
-        "cpu_hot_ms": cpu_hot.ms,
-        "cpu_hot": cpu_hot.summary(),
-    }
+    return side_figures(mobile, web, new_user, cpu_hot)
 
 
 def main() -> int:

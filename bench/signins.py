@@ -200,6 +200,18 @@ class HotCPU:
         }
 
 
+def side_figures(mobile: Sample, web: Sample, new_user: Sample, cpu_hot: HotCPU) -> dict[str, Any]:
+    """One side's in-process figures, as the report reads them (Flask's measured
+    in the bench's process, Django's in :mod:`bench.django_side`'s)."""
+    return {
+        "mobile": mobile.summary(),
+        "web": web.summary(),
+        "new_user": new_user.summary(),
+        "cpu_hot_ms": cpu_hot.ms,
+        "cpu_hot": cpu_hot.summary(),
+    }
+
+
 def _best_of(rounds: int, signin: Callable[[], float], trivial: Callable[[], float]) -> HotCPU:
     """Alternate ``rounds`` rounds of sign-ins and trivial requests (each returns ms per item).
 
