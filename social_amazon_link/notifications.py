@@ -9,7 +9,8 @@ is announced once it is committed, through two doors the app may open:
   a lockout), the way social-core's ``EMAIL_VALIDATION_FUNCTION`` sends codes;
 - the integration's signals, for every event: the strategy's optional hook
   ``send_link_signal(event, user, details)`` (Flask: blinker signals in
-  ``social_amazon_link.flask.signals``).
+  ``social_amazon_link.flask.signals``; Django: Django signals in
+  ``social_amazon_link.django.signals``).
 
 ``details`` (:func:`link_details`) holds the event's name (the event table's),
 when it happened, the Amazon account's name and email as Amazon gave them,
